@@ -1,0 +1,49 @@
+# The node types of the graph engine. Their fields are declared here so that
+# other compiled modules can cimport them and reach the fields without Python
+# attribute lookups; the behaviour lives in _core.pyx.
+from cpython.object cimport PyObject
+
+
+cdef class Variable:
+    cdef public object data
+    cdef public object name
+    cdef public object grad
+    cdef public Py_ssize_t generation
+    cdef Function _creator
+    # The gradient being accumulated for this variable during one backward
+    # pass (an array, or a Variable under create_graph); None otherwise.
+    cdef object _acc
+    # True when _acc is a buffer the engine allocated and nobody else holds,
+    # so further gradients may be added into it in place.
+    cdef bint _acc_owned
+    # True for variables the engine made from a constant (an array or scalar
+    # the user passed to a function): nobody can ask for their gradient.
+    cdef bint _const
+    cdef object __weakref__
+
+
+cdef class Function:
+    # Inputs as passed: Variables, or raw constants (arrays and scalars) for
+    # the built-in operations, which turn them into Variables only on demand.
+    cdef tuple _inputs
+    # Borrowed pointers to the outputs. An output clears its slot when it dies,
+    # which is what makes them weak without a weakref object per node.
+    cdef PyObject** _outs
+    cdef PyObject* _out1
+    cdef Py_ssize_t _nout
+    cdef public Py_ssize_t generation
+    # Which backward pass last scheduled this function (the "seen set").
+    cdef size_t _mark
+    # False for Python subclasses, whose forward/backward must be honoured
+    # even when they subclass a built-in operation.
+    cdef bint _native
+
+    cdef object _fwd(self, tuple xs)
+    cdef tuple _bw(self, tuple gys, bint graph)
+    cdef object _py_fwd(self, tuple xs)
+    cdef tuple _py_bw(self, tuple gys, bint graph)
+    cdef object _x(self, Py_ssize_t i, bint graph)
+    cdef bint _needs(self, Py_ssize_t i)
+    cdef object _y(self, bint graph)
+    cdef void _link(self, list outs)
+    cdef void _unlink(self, PyObject* v)

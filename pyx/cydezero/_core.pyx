@@ -1,0 +1,1238 @@
+# cython: language_level=3
+"""The graph engine of cydezero: Variable, Function, and backward.
+
+Read this file top to bottom to see how a define-by-run graph is recorded and
+differentiated: the per-thread configuration, the node types, the backward loop
+(a generation-ordered heap, a seen mark, gradient accumulation), and the
+built-in operations, each a small class whose backward states its derivative.
+
+A built-in backward is written once and runs in two modes. Without
+create_graph it receives and returns plain arrays (nothing is recorded, no
+Variable is wrapped around an intermediate gradient); with create_graph it
+receives Variables and the same expressions record a graph, so derivatives of
+any order work. The ``graph`` flag picks the mode for the few helpers whose
+array and Variable spellings differ.
+"""
+cimport cython
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from libc.stdlib cimport malloc, realloc, free
+
+import sys
+import weakref
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+cdef extern from "Python.h":
+    unsigned long Py_TPFLAGS_HEAPTYPE
+
+# --------------------------------------------------------------------------
+# Configuration, one copy per thread
+# --------------------------------------------------------------------------
+# A C thread-local is the cheapest per-thread flag there is: every function
+# call reads it. The values are stored inverted so that a new thread starts
+# from zero-initialised memory with DeZero's defaults (backprop on, train on).
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #  define CDZ_TLS __declspec(thread)
+    #else
+    #  define CDZ_TLS __thread
+    #endif
+    static CDZ_TLS int cdz_backprop_off = 0;
+    static CDZ_TLS int cdz_test_mode = 0;
+    """
+    int cdz_backprop_off
+    int cdz_test_mode
+
+_CONFIG_FLAGS = ('enable_backprop', 'train')
+
+
+def _config_get(str name):
+    """Read a per-thread configuration flag (``Config`` is built on this)."""
+    if name == 'enable_backprop':
+        return not cdz_backprop_off
+    if name == 'train':
+        return not cdz_test_mode
+    raise AttributeError(name)
+
+
+def _config_set(str name, value):
+    """Write a per-thread configuration flag for the calling thread only."""
+    global cdz_backprop_off, cdz_test_mode
+    if name == 'enable_backprop':
+        cdz_backprop_off = not value
+    elif name == 'train':
+        cdz_test_mode = not value
+    else:
+        raise AttributeError(name)
+
+
+# --------------------------------------------------------------------------
+# Arrays
+# --------------------------------------------------------------------------
+cdef type ndarray = np.ndarray
+
+
+cdef inline bint _is_gpu_array(object x):
+    # CuPy is optional and never imported here: if the user has a CuPy array,
+    # CuPy is already in sys.modules.
+    cp = sys.modules.get('cupy')
+    return cp is not None and isinstance(x, cp.ndarray)
+
+
+cdef inline bint _is_array(object x):
+    return type(x) is ndarray or isinstance(x, ndarray) or _is_gpu_array(x)
+
+
+cdef inline object _as_arr(object y):
+    """NumPy turns 0-d results into scalars; DeZero's data is always an array."""
+    if type(y) is ndarray:
+        return y
+    if isinstance(y, np.generic):
+        return np.asarray(y)
+    return y
+
+
+def as_array(x, array_module=np):
+    """Turn a Python or NumPy scalar into a 0-d array; leave anything else."""
+    if np.isscalar(x):
+        return array_module.array(x)
+    return x
+
+
+def as_variable(obj):
+    """Return ``obj`` if it is a Variable, else wrap it in one."""
+    if isinstance(obj, Variable):
+        return obj
+    return Variable(obj)
+
+
+cdef inline tuple _shape_of(object x):
+    if isinstance(x, Variable):
+        return (<Variable>x).data.shape
+    if _is_array(x):
+        return x.shape
+    return ()
+
+
+def sum_to(x, shape):
+    """Sum the array ``x`` down to ``shape`` (the inverse of broadcasting).
+
+    Axes that broadcasting prepended are summed away; axes where ``shape``
+    has 1 are summed with keepdims. Returns ``x`` itself when nothing to do.
+    """
+    shape = tuple(shape)
+    cdef Py_ssize_t ndim = len(shape)
+    cdef Py_ssize_t lead = x.ndim - ndim
+    if lead == 0 and x.shape == shape:
+        return x
+    lead_axis = tuple(range(lead))
+    axis = tuple([i + lead for i, sx in enumerate(shape) if sx == 1])
+    y = x.sum(lead_axis + axis, keepdims=True)
+    if lead > 0:
+        y = y.squeeze(lead_axis)
+    return _as_arr(y)
+
+
+cdef tuple _normalize_axes(object axis, Py_ssize_t ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if not isinstance(axis, tuple):
+        axis = (axis,)
+    return tuple([a % ndim if ndim else a for a in axis])
+
+
+def reshape_sum_backward(gy, x_shape, axis, keepdims):
+    """Reshape the gradient of a sum so it broadcasts back to ``x_shape``.
+
+    Works on arrays and on Variables alike (both have ``reshape``).
+    """
+    cdef Py_ssize_t ndim = len(x_shape)
+    if ndim == 0 or axis is None or keepdims:
+        shape = _shape_of(gy)
+    else:
+        shape = list(_shape_of(gy))
+        for a in sorted(_normalize_axes(axis, ndim)):
+            shape.insert(a, 1)
+        shape = tuple(shape)
+    return gy.reshape(shape)
+
+
+def max_backward_shape(x, axis):
+    """The shape of ``max(x, axis)`` with the reduced axes kept as 1."""
+    axes = _normalize_axes(axis, x.ndim)
+    return [1 if ax in axes else s for ax, s in enumerate(x.shape)]
+
+
+# --------------------------------------------------------------------------
+# Variable
+# --------------------------------------------------------------------------
+cdef inline Variable _new_var(object data):
+    # Skips __init__'s type check: the engine only wraps arrays it made.
+    cdef Variable v = Variable.__new__(Variable)
+    v.data = data
+    return v
+
+
+cdef inline Variable _new_const(object data):
+    cdef Variable v = _new_var(data)
+    v._const = True
+    return v
+
+
+@cython.trashcan(True)
+@cython.no_gc_clear
+cdef class Variable:
+    """A node holding an array, its gradient and the function that made it.
+
+    ``creator`` is the Function whose output this is (None for a leaf), and
+    ``generation`` is one more than the creator's, which is what orders the
+    backward pass.
+    """
+    # Lets `ndarray + Variable` reach Variable.__radd__.
+    __array_priority__ = 200
+
+    def __init__(self, data, name=None):
+        if data is not None and not _is_array(data):
+            raise TypeError('{} is not supported'.format(type(data)))
+        self.data = data
+        self.name = name
+
+    def __dealloc__(self):
+        if self._creator is not None:
+            self._creator._unlink(<PyObject*>self)
+
+    # -- the array it holds ------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        if self.data is None:
+            return 'variable(None)'
+        p = str(self.data).replace('\n', '\n' + ' ' * 9)
+        return 'variable(' + p + ')'
+
+    # -- the graph ---------------------------------------------------------
+    @property
+    def creator(self):
+        return self._creator
+
+    @creator.setter
+    def creator(self, Function func):
+        if self._creator is not None:
+            self._creator._unlink(<PyObject*>self)
+        self._creator = func
+
+    def set_creator(self, Function func):
+        self.creator = func
+        self.generation = func.generation + 1
+
+    def unchain(self):
+        """Forget the creator: this variable becomes a leaf."""
+        self.creator = None
+
+    def cleargrad(self):
+        self.grad = None
+
+    def unchain_backward(self):
+        """Cut every link behind this variable (iteratively: graphs are deep)."""
+        cdef Function f
+        cdef Variable v
+        if self._creator is None:
+            return
+        stack = [self._creator]
+        while stack:
+            f = stack.pop()
+            if f._inputs is None:
+                continue
+            for x in f._inputs:
+                if isinstance(x, Variable):
+                    v = <Variable>x
+                    if v._creator is not None:
+                        stack.append(v._creator)
+                        v.creator = None
+
+    def backward(self, retain_grad=False, create_graph=False):
+        """Differentiate every function behind this variable.
+
+        Gradients are added into ``grad`` of each leaf (and, with
+        ``retain_grad``, of every variable). With ``create_graph`` the
+        backward computation is itself recorded.
+        """
+        _backward(self, retain_grad, create_graph)
+
+    # -- shape methods and operators --------------------------------------
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return reshape(self, shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 0:
+            axes = None
+        elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
+            axes = axes[0]
+        return transpose(self, axes)
+
+    @property
+    def T(self):
+        return transpose(self)
+
+    def sum(self, axis=None, keepdims=False):
+        return sum(self, axis, keepdims)
+
+    def matmul(self, W):
+        return matmul(self, W)
+
+    def dot(self, W):
+        return matmul(self, W)
+
+    def max(self, axis=None, keepdims=False):
+        return max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return min(self, axis, keepdims)
+
+    def __getitem__(self, slices):
+        return get_item(self, slices)
+
+    def __add__(self, other):
+        return _apply2(Add.__new__(Add), self, other)
+
+    def __radd__(self, other):
+        return _apply2(Add.__new__(Add), self, other)
+
+    def __sub__(self, other):
+        return _apply2(Sub.__new__(Sub), self, other)
+
+    def __rsub__(self, other):
+        return _apply2(Sub.__new__(Sub), other, self)
+
+    def __mul__(self, other):
+        return _apply2(Mul.__new__(Mul), self, other)
+
+    def __rmul__(self, other):
+        return _apply2(Mul.__new__(Mul), self, other)
+
+    def __truediv__(self, other):
+        return _apply2(Div.__new__(Div), self, other)
+
+    def __rtruediv__(self, other):
+        return _apply2(Div.__new__(Div), other, self)
+
+    def __neg__(self):
+        return _apply1(Neg.__new__(Neg), self)
+
+    def __pow__(self, c, mod):
+        return pow(self, c)
+
+    # -- devices -----------------------------------------------------------
+    def to_cpu(self):
+        if self.data is not None:
+            from cydezero import cuda
+            self.data = cuda.as_numpy(self.data)
+
+    def to_gpu(self):
+        if self.data is not None:
+            from cydezero import cuda
+            self.data = cuda.as_cupy(self.data)
+
+
+cdef class Parameter(Variable):
+    """A Variable that a Layer registers as one of its parameters."""
+    pass
+
+
+# --------------------------------------------------------------------------
+# Function
+# --------------------------------------------------------------------------
+cdef object _DEAD_REF
+cdef class _Gone:
+    cdef object __weakref__
+_gone = _Gone()
+_DEAD_REF = weakref.ref(_gone)
+del _gone
+
+
+@cython.trashcan(True)
+cdef class Function:
+    """An operation in the graph. Subclass it and define ``forward`` (on
+    arrays, returning an array or a tuple of arrays) and ``backward`` (on
+    output gradients as Variables, returning one gradient per input).
+    """
+
+    def __cinit__(self):
+        self._outs = &self._out1
+        self._native = not (Py_TYPE(self).tp_flags & Py_TPFLAGS_HEAPTYPE)
+
+    def __dealloc__(self):
+        if self._outs != &self._out1:
+            free(self._outs)
+
+    def __call__(self, *inputs):
+        return _apply(self, inputs)
+
+    def forward(self, *xs):
+        raise NotImplementedError(
+            '{}.forward is not implemented'.format(type(self).__name__))
+
+    def backward(self, *gys):
+        raise NotImplementedError(
+            '{}.backward is not implemented'.format(type(self).__name__))
+
+    @property
+    def inputs(self):
+        """The input Variables (constants are wrapped on first access)."""
+        if self._inputs is None:
+            return None
+        cdef list xs = list(self._inputs)
+        cdef bint wrapped = False
+        for i, x in enumerate(xs):
+            if not isinstance(x, Variable):
+                xs[i] = _new_const(as_array(x))
+                wrapped = True
+        if wrapped:
+            self._inputs = tuple(xs)
+        return xs
+
+    @inputs.setter
+    def inputs(self, xs):
+        self._inputs = None if xs is None else tuple([as_variable(x) for x in xs])
+
+    @property
+    def outputs(self):
+        """Weak references to the outputs: ``f.outputs[0]()`` is the first."""
+        if self._nout == 0:
+            return None
+        return [weakref.ref(<object>self._outs[i]) if self._outs[i] != NULL
+                else _DEAD_REF for i in range(self._nout)]
+
+    @outputs.setter
+    def outputs(self, outs):
+        cdef list vs = []
+        for o in outs:
+            if isinstance(o, weakref.ref):
+                o = o()
+            if not isinstance(o, Variable):
+                raise TypeError('Function.outputs takes Variables or weak '
+                                'references to them, got {!r}'.format(type(o)))
+            vs.append(o)
+        self._link(vs)
+
+    # -- what the engine calls --------------------------------------------
+    cdef object _fwd(self, tuple xs):
+        return self._py_fwd(xs)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return self._py_bw(gys, graph)
+
+    cdef object _py_fwd(self, tuple xs):
+        return self.forward(*xs)
+
+    cdef tuple _py_bw(self, tuple gys, bint graph):
+        # A Python backward sees Variables, whatever mode the engine is in,
+        # and may return Variables, arrays or None; normalise and check.
+        cdef Py_ssize_t i, n = len(self._inputs), m
+        cdef str name = type(self).__name__
+        if not graph:
+            gys = tuple([None if g is None else _new_var(g) for g in gys])
+        res = self.backward(*gys)
+        if type(res) is not tuple:
+            res = tuple(res) if isinstance(res, list) else (res,)
+        m = len(res)
+        if m > n:
+            raise ValueError('{}.backward returned {} gradients for {} inputs'
+                             .format(name, m, n))
+        cdef list out = [None] * n
+        for i in range(n):
+            x = self._inputs[i]
+            gx = res[i] if i < m else None
+            if gx is None:
+                # DeZero lets a backward leave out trailing inputs (integer
+                # labels, indices); a float input that needs a gradient may not.
+                if i >= m and self._needs(i) and (<Variable>x).data.dtype.kind in 'fc':
+                    raise ValueError(
+                        '{}.backward returned {} gradient(s) for {} inputs; input {} '
+                        '(shape {}, dtype {}) needs one'.format(
+                            name, m, n, i, (<Variable>x).data.shape, (<Variable>x).data.dtype))
+                continue
+            if not self._needs(i):
+                continue
+            if isinstance(gx, Variable):
+                g = (<Variable>gx).data
+            else:
+                g = _as_arr(gx)
+                if not _is_array(g):
+                    raise TypeError('{}.backward returned {!r} for input {}; expected '
+                                    'a Variable or an array'.format(name, type(gx), i))
+                gx = _new_var(g) if graph else g
+            if g.shape != (<Variable>x).data.shape:
+                raise ValueError(
+                    '{}.backward returned a gradient of shape {} for input {} of '
+                    'shape {}'.format(name, g.shape, i, (<Variable>x).data.shape))
+            out[i] = gx if graph else g
+        return tuple(out)
+
+    # -- helpers for the built-in backward methods -------------------------
+    cdef object _x(self, Py_ssize_t i, bint graph):
+        """Input i as a Variable (graph mode) or its data (array mode)."""
+        x = self._inputs[i]
+        if graph or not isinstance(x, Variable):
+            return x
+        return (<Variable>x).data
+
+    cdef bint _needs(self, Py_ssize_t i):
+        """Whether input i is a Variable that can receive a gradient."""
+        x = self._inputs[i]
+        return isinstance(x, Variable) and not (<Variable>x)._const
+
+    cdef object _y(self, bint graph):
+        """The first output, as a Variable or its data."""
+        if self._outs[0] == NULL:
+            raise RuntimeError('{}: its output was freed before backward'
+                               .format(type(self).__name__))
+        y = <object>self._outs[0]
+        return y if graph else (<Variable>y).data
+
+    cdef void _link(self, list outs):
+        cdef Py_ssize_t i, n = len(outs)
+        if self._outs != &self._out1:
+            free(self._outs)
+            self._outs = &self._out1
+        if n > 1:
+            self._outs = <PyObject**>malloc(n * sizeof(PyObject*))
+            if self._outs == NULL:
+                self._outs = &self._out1
+                self._nout = 0
+                raise MemoryError()
+        for i in range(n):
+            self._outs[i] = <PyObject*>outs[i]
+        self._nout = n
+
+    cdef void _unlink(self, PyObject* v):
+        cdef Py_ssize_t i
+        for i in range(self._nout):
+            if self._outs[i] == v:
+                self._outs[i] = NULL
+
+
+cdef object _check_const(object x, Function f):
+    """A non-Variable input of a built-in: kept raw (scalars stay Python
+    scalars, so float32 data is not promoted by a weakly typed constant)."""
+    if type(x) is float or type(x) is int or _is_array(x) or np.isscalar(x):
+        return x
+    raise TypeError('{}: {} is not supported'.format(type(f).__name__, type(x)))
+
+
+cdef object _apply(Function f, tuple inputs):
+    """Run f's forward on the inputs' data and, when backprop is enabled,
+    record f as the creator of its outputs."""
+    cdef Py_ssize_t i, n = len(inputs), gen = 0
+    cdef list xs = [None] * n
+    cdef list ins = None
+    cdef Variable v
+    cdef bint native = f._native
+    for i in range(n):
+        x = inputs[i]
+        if isinstance(x, Variable):
+            v = <Variable>x
+            xs[i] = v.data
+            if v.generation > gen:
+                gen = v.generation
+        elif native:
+            xs[i] = _check_const(x, f)
+        else:
+            # Python Functions see every input as a Variable, as in DeZero.
+            v = Variable(as_array(x))
+            v._const = True
+            xs[i] = v.data
+            if ins is None:
+                ins = list(inputs)
+            ins[i] = v
+    if ins is not None:
+        inputs = tuple(ins)
+
+    ys = f._fwd(tuple(xs)) if native else f._py_fwd(tuple(xs))
+
+    cdef list outs
+    if type(ys) is tuple:
+        outs = [_new_var(_check_output(y, f)) for y in ys]
+    else:
+        outs = [_new_var(_check_output(ys, f))]
+    if not cdz_backprop_off:
+        f.generation = gen
+        f._inputs = inputs
+        f._link(outs)
+        for o in outs:
+            v = <Variable>o
+            v._creator = f
+            v.generation = gen + 1
+    return outs[0] if len(outs) == 1 else outs
+
+
+cdef inline object _check_output(object y, Function f):
+    if type(y) is ndarray:
+        return y
+    if np.isscalar(y):
+        return np.asarray(y)
+    if _is_array(y):
+        return y
+    raise TypeError('{}.forward returned {!r}; expected an array (or a tuple '
+                    'of arrays)'.format(type(f).__name__, type(y)))
+
+
+cdef inline object _apply1(Function f, object x):
+    return _apply(f, (x,))
+
+
+cdef inline object _apply2(Function f, object x0, object x1):
+    return _apply(f, (x0, x1))
+
+
+# --------------------------------------------------------------------------
+# Backward
+# --------------------------------------------------------------------------
+cdef struct _HeapItem:
+    Py_ssize_t gen
+    size_t seq
+    PyObject* f
+
+
+@cython.final
+cdef class _FuncHeap:
+    """A binary max-heap of Functions keyed by (generation, insertion order).
+
+    The latest generation runs first; among equal generations the one pushed
+    last runs first, which is exactly the order DeZero's sorted list gives,
+    so gradients are summed in the same order and come out bit-identical.
+    """
+    cdef _HeapItem* items
+    cdef Py_ssize_t n, cap
+    cdef size_t seq
+
+    def __cinit__(self):
+        self.cap = 64
+        self.items = <_HeapItem*>malloc(self.cap * sizeof(_HeapItem))
+        if self.items == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            Py_DECREF(<object>self.items[i].f)
+        free(self.items)
+
+    cdef inline bint _before(self, Py_ssize_t a, Py_ssize_t b):
+        cdef _HeapItem* x = &self.items[a]
+        cdef _HeapItem* y = &self.items[b]
+        return x.gen > y.gen or (x.gen == y.gen and x.seq > y.seq)
+
+    cdef void push(self, Function f) except *:
+        cdef Py_ssize_t i, parent
+        cdef _HeapItem tmp
+        cdef _HeapItem* grown
+        if self.n == self.cap:
+            grown = <_HeapItem*>realloc(self.items, 2 * self.cap * sizeof(_HeapItem))
+            if grown == NULL:
+                raise MemoryError()
+            self.items = grown
+            self.cap *= 2
+        Py_INCREF(f)
+        i = self.n
+        self.items[i].gen = f.generation
+        self.items[i].seq = self.seq
+        self.items[i].f = <PyObject*>f
+        self.seq += 1
+        self.n += 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            if not self._before(i, parent):
+                break
+            tmp = self.items[i]
+            self.items[i] = self.items[parent]
+            self.items[parent] = tmp
+            i = parent
+
+    cdef Function pop(self):
+        cdef Py_ssize_t i = 0, child, best
+        cdef _HeapItem tmp
+        cdef Function f = <Function>self.items[0].f
+        Py_DECREF(f)   # the reference the heap held; `f` holds its own
+        self.n -= 1
+        self.items[0] = self.items[self.n]
+        while True:
+            child = 2 * i + 1
+            if child >= self.n:
+                break
+            best = child
+            if child + 1 < self.n and self._before(child + 1, child):
+                best = child + 1
+            if not self._before(best, i):
+                break
+            tmp = self.items[i]
+            self.items[i] = self.items[best]
+            self.items[best] = tmp
+            i = best
+        return f
+
+
+cdef size_t _epoch = 0
+
+
+cdef inline void _accumulate(Variable x, object gx, bint graph, list touched) except *:
+    """Add gx into x's gradient for this pass. A gradient another variable
+    may hold is never modified: in place only into buffers we allocated."""
+    if x._acc is None:
+        touched.append(x)
+        prior = x.grad
+        if prior is None:
+            x._acc = gx
+            x._acc_owned = False
+        elif graph:
+            x._acc = prior + gx
+        else:
+            x._acc = _as_arr((<Variable>prior).data + gx)
+            x._acc_owned = True
+    elif graph:
+        x._acc = x._acc + gx
+    elif (x._acc_owned and type(x._acc) is ndarray and type(gx) is ndarray
+            and (<cnp.ndarray>x._acc).shape == (<cnp.ndarray>gx).shape
+            and (<cnp.ndarray>x._acc).dtype == (<cnp.ndarray>gx).dtype):
+        x._acc += gx
+    else:
+        x._acc = _as_arr(x._acc + gx)
+        x._acc_owned = True
+
+
+cdef object _commit_grad(object acc, bint graph):
+    if graph:
+        return acc
+    # Broadcast views are read-only; a leaf's gradient is the user's to edit
+    # (optimizer hooks scale it in place), so give it its own buffer.
+    if type(acc) is ndarray and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>acc):
+        acc = acc.copy()
+    return _new_var(acc)
+
+
+cdef void _backward(Variable root, bint retain, bint graph) except *:
+    global _epoch, cdz_backprop_off
+    cdef Function f, c
+    cdef Variable x, out
+    cdef Py_ssize_t i, n
+    cdef PyObject* p
+    cdef list touched = []
+    cdef _FuncHeap heap = _FuncHeap()
+    cdef tuple gys, gxs
+    cdef int saved = cdz_backprop_off
+
+    if root.data is None:
+        raise ValueError('backward() called on a Variable whose data is None')
+    _epoch += 1
+    cdef size_t epoch = _epoch
+    cdz_backprop_off = not graph
+    try:
+        touched.append(root)
+        if root.grad is None:
+            seed = np.ones_like(root.data)
+            root._acc = _new_var(seed) if graph else seed
+            root._acc_owned = True
+        else:
+            root._acc = root.grad if graph else (<Variable>root.grad).data
+            root._acc_owned = False
+        if root._creator is not None:
+            root._creator._mark = epoch
+            heap.push(root._creator)
+
+        while heap.n:
+            f = heap.pop()
+            n = f._nout
+            gys = tuple([None if f._outs[i] == NULL else (<Variable>f._outs[i])._acc
+                         for i in range(n)])
+            gxs = f._bw(gys, graph) if f._native else f._py_bw(gys, graph)
+            for i in range(len(f._inputs)):
+                gx = gxs[i]
+                if gx is None:
+                    continue
+                x_obj = f._inputs[i]
+                if not isinstance(x_obj, Variable):
+                    continue
+                x = <Variable>x_obj
+                if x._const:
+                    continue
+                if not graph:
+                    gx = _as_arr(gx)
+                _accumulate(x, gx, graph, touched)
+                c = x._creator
+                if c is not None and c._mark != epoch:
+                    c._mark = epoch
+                    heap.push(c)
+            if not retain:
+                # Outputs' gradients are consumed: free them now, not at the end.
+                for i in range(n):
+                    p = f._outs[i]
+                    if p != NULL:
+                        (<Variable>p)._acc = None
+
+        # Commit only after every function ran, so a failure changes nothing.
+        for x_obj in touched:
+            x = <Variable>x_obj
+            if x._creator is None or retain:
+                if x._acc is not None:
+                    x.grad = _commit_grad(x._acc, graph)
+            else:
+                x.grad = None
+    finally:
+        cdz_backprop_off = saved
+        for x_obj in touched:
+            (<Variable>x_obj)._acc = None
+
+
+
+# --------------------------------------------------------------------------
+# Helpers whose array and Variable spellings differ
+# --------------------------------------------------------------------------
+cdef object _sum_to_g(object g, tuple shape, bint graph):
+    if _shape_of(g) == shape:
+        return g
+    return sum_to_f(g, shape) if graph else sum_to(g, shape)
+
+
+cdef object _broadcast_g(object g, tuple shape, bint graph):
+    if _shape_of(g) == shape:
+        return g
+    return broadcast_to(g, shape) if graph else np.broadcast_to(g, shape)
+
+
+cdef object _matmul_g(object a, object b, bint graph):
+    return matmul(a, b) if graph else a.dot(b)
+
+
+# --------------------------------------------------------------------------
+# Built-in operations
+# --------------------------------------------------------------------------
+# Each is a Function with a C-level _fwd/_bw; the Python-visible forward and
+# backward methods are the same code, so DeZero-style calls like
+# ``Mul().backward(gy)`` and Python subclasses keep working.
+
+cdef class _Builtin(Function):
+    def forward(self, *xs):
+        return self._fwd(xs)
+
+    def backward(self, *gys):
+        return _unpack(self._bw(gys, True))
+
+
+cdef object _unpack(tuple gxs):
+    return gxs[0] if len(gxs) == 1 else gxs
+
+
+cdef class Add(_Builtin):
+    """y = x0 + x1;  gx0 = gy, gx1 = gy (summed back over broadcast axes)."""
+    cdef object _fwd(self, tuple xs):
+        return xs[0] + xs[1]
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        gx0 = _sum_to_g(gy, _shape_of(self._inputs[0]), graph) if self._needs(0) else None
+        gx1 = _sum_to_g(gy, _shape_of(self._inputs[1]), graph) if self._needs(1) else None
+        return (gx0, gx1)
+
+
+cdef class Sub(_Builtin):
+    """y = x0 - x1;  gx0 = gy, gx1 = -gy."""
+    cdef object _fwd(self, tuple xs):
+        return xs[0] - xs[1]
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        gx0 = _sum_to_g(gy, _shape_of(self._inputs[0]), graph) if self._needs(0) else None
+        gx1 = _sum_to_g(-gy, _shape_of(self._inputs[1]), graph) if self._needs(1) else None
+        return (gx0, gx1)
+
+
+cdef class Mul(_Builtin):
+    """y = x0 * x1;  gx0 = gy * x1, gx1 = gy * x0."""
+    cdef object _fwd(self, tuple xs):
+        return xs[0] * xs[1]
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        x0 = self._x(0, graph)
+        x1 = self._x(1, graph)
+        gx0 = _sum_to_g(gy * x1, _shape_of(x0), graph) if self._needs(0) else None
+        gx1 = _sum_to_g(gy * x0, _shape_of(x1), graph) if self._needs(1) else None
+        return (gx0, gx1)
+
+
+cdef class Div(_Builtin):
+    """y = x0 / x1;  gx0 = gy / x1, gx1 = gy * (-x0 / x1**2)."""
+    cdef object _fwd(self, tuple xs):
+        return xs[0] / xs[1]
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        x0 = self._x(0, graph)
+        x1 = self._x(1, graph)
+        gx0 = _sum_to_g(gy / x1, _shape_of(x0), graph) if self._needs(0) else None
+        gx1 = (_sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph)
+               if self._needs(1) else None)
+        return (gx0, gx1)
+
+
+cdef class Neg(_Builtin):
+    """y = -x;  gx = -gy."""
+    cdef object _fwd(self, tuple xs):
+        return -xs[0]
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (-gys[0],)
+
+
+cdef class Pow(_Builtin):
+    """y = x ** c for a constant c;  gx = c * x ** (c - 1) * gy."""
+    cdef public object c
+
+    def __init__(self, c):
+        self.c = c
+
+    cdef object _fwd(self, tuple xs):
+        return xs[0] ** self.c
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        c = self.c
+        return (c * self._x(0, graph) ** (c - 1) * gys[0],)
+
+
+cdef class Sin(_Builtin):
+    """y = sin(x);  gx = gy * cos(x)."""
+    cdef object _fwd(self, tuple xs):
+        return np.sin(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        x = self._x(0, graph)
+        return (gys[0] * (cos(x) if graph else np.cos(x)),)
+
+
+cdef class Cos(_Builtin):
+    """y = cos(x);  gx = gy * -sin(x)."""
+    cdef object _fwd(self, tuple xs):
+        return np.cos(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        x = self._x(0, graph)
+        return (gys[0] * -(sin(x) if graph else np.sin(x)),)
+
+
+cdef class Tanh(_Builtin):
+    """y = tanh(x);  gx = gy * (1 - y * y)."""
+    cdef object _fwd(self, tuple xs):
+        return np.tanh(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        y = self._y(graph)
+        return (gys[0] * (1 - y * y),)
+
+
+cdef class Exp(_Builtin):
+    """y = exp(x);  gx = gy * y."""
+    cdef object _fwd(self, tuple xs):
+        return np.exp(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (gys[0] * self._y(graph),)
+
+
+cdef class Log(_Builtin):
+    """y = log(x);  gx = gy / x."""
+    cdef object _fwd(self, tuple xs):
+        return np.log(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (gys[0] / self._x(0, graph),)
+
+
+cdef class Reshape(_Builtin):
+    """y = x.reshape(shape);  gx = gy.reshape(x.shape)."""
+    cdef public object shape
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    cdef object _fwd(self, tuple xs):
+        return xs[0].reshape(self.shape)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (gys[0].reshape(_shape_of(self._inputs[0])),)
+
+
+cdef class Transpose(_Builtin):
+    """y = x.transpose(axes);  gx = gy transposed by the inverse permutation."""
+    cdef public object axes
+
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    cdef object _fwd(self, tuple xs):
+        return xs[0].transpose(self.axes)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        if self.axes is None:
+            return (gys[0].transpose(None),)
+        n = len(self.axes)
+        inv = tuple(np.argsort([ax % n for ax in self.axes]).tolist())
+        return (gys[0].transpose(inv),)
+
+
+cdef class Sum(_Builtin):
+    """y = x.sum(axis, keepdims);  gx = gy broadcast back to x.shape."""
+    cdef public object axis
+    cdef public object keepdims
+
+    def __init__(self, axis, keepdims):
+        self.axis = axis
+        self.keepdims = keepdims
+
+    cdef object _fwd(self, tuple xs):
+        return xs[0].sum(axis=self.axis, keepdims=self.keepdims)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        x_shape = _shape_of(self._inputs[0])
+        gy = reshape_sum_backward(gys[0], x_shape, self.axis, self.keepdims)
+        return (_broadcast_g(gy, x_shape, graph),)
+
+
+cdef class SumTo(_Builtin):
+    """y = sum_to(x, shape);  gx = broadcast_to(gy, x.shape)."""
+    cdef public object shape
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    cdef object _fwd(self, tuple xs):
+        return sum_to(xs[0], self.shape)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (_broadcast_g(gys[0], _shape_of(self._inputs[0]), graph),)
+
+
+cdef class BroadcastTo(_Builtin):
+    """y = broadcast_to(x, shape);  gx = sum_to(gy, x.shape)."""
+    cdef public object shape
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    cdef object _fwd(self, tuple xs):
+        return np.broadcast_to(xs[0], self.shape)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (_sum_to_g(gys[0], _shape_of(self._inputs[0]), graph),)
+
+
+cdef class MatMul(_Builtin):
+    """y = x @ W;  gx = gy @ W.T, gW = x.T @ gy."""
+    cdef object _fwd(self, tuple xs):
+        return xs[0].dot(xs[1])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        x = self._x(0, graph)
+        W = self._x(1, graph)
+        gx = _matmul_g(gy, W.T, graph) if self._needs(0) else None
+        gW = _matmul_g(x.T, gy, graph) if self._needs(1) else None
+        return (gx, gW)
+
+
+cdef object _scatter_add(object gy, object slices, object in_shape):
+    if _is_gpu_array(gy):
+        import cupyx
+        gx = sys.modules['cupy'].zeros(in_shape, dtype=gy.dtype)
+        cupyx.scatter_add(gx, slices, gy)
+        return gx
+    gx = np.zeros(in_shape, dtype=gy.dtype)
+    np.add.at(gx, slices, gy)
+    return gx
+
+
+cdef class GetItem(_Builtin):
+    """y = x[slices];  gx = zeros like x with gy added at slices."""
+    cdef public object slices
+
+    def __init__(self, slices):
+        self.slices = slices
+
+    cdef object _fwd(self, tuple xs):
+        return xs[0][self.slices]
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        in_shape = _shape_of(self._inputs[0])
+        if graph:
+            return (_apply1(GetItemGrad(self.slices, in_shape), gys[0]),)
+        return (_scatter_add(gys[0], self.slices, in_shape),)
+
+
+cdef class GetItemGrad(_Builtin):
+    """The backward of GetItem as a Function: y = scatter-add of gy;
+    its own backward is get_item(ggx, slices)."""
+    cdef public object slices
+    cdef public object in_shape
+
+    def __init__(self, slices, in_shape):
+        self.slices = slices
+        self.in_shape = in_shape
+
+    cdef object _fwd(self, tuple xs):
+        return _scatter_add(xs[0], self.slices, self.in_shape)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        if graph:
+            return (get_item(gys[0], self.slices),)
+        return (gys[0][self.slices],)
+
+
+cdef class Max(_Builtin):
+    """y = x.max(axis, keepdims);  gx = gy where x equals the maximum, else 0."""
+    cdef public object axis
+    cdef public object keepdims
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis = axis
+        self.keepdims = keepdims
+
+    cdef object _fwd(self, tuple xs):
+        return xs[0].max(axis=self.axis, keepdims=self.keepdims)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        x_obj = self._inputs[0]
+        xd = (<Variable>x_obj).data if isinstance(x_obj, Variable) else x_obj
+        shape = tuple(max_backward_shape(xd, self.axis))
+        gy = gys[0].reshape(shape)
+        cond = xd == (<Variable>self._y(True)).data.reshape(shape)
+        return (_broadcast_g(gy, cond.shape, graph) * cond,)
+
+
+cdef class Min(Max):
+    """y = x.min(axis, keepdims);  gx = gy where x equals the minimum, else 0."""
+    cdef object _fwd(self, tuple xs):
+        return xs[0].min(axis=self.axis, keepdims=self.keepdims)
+
+
+# --------------------------------------------------------------------------
+# The functions users call
+# --------------------------------------------------------------------------
+def add(x0, x1):
+    return _apply2(Add.__new__(Add), x0, x1)
+
+
+def sub(x0, x1):
+    return _apply2(Sub.__new__(Sub), x0, x1)
+
+
+def rsub(x0, x1):
+    """x1 - x0 (the reflected form: ``x0`` is the Variable on the right)."""
+    return _apply2(Sub.__new__(Sub), x1, x0)
+
+
+def mul(x0, x1):
+    return _apply2(Mul.__new__(Mul), x0, x1)
+
+
+def div(x0, x1):
+    return _apply2(Div.__new__(Div), x0, x1)
+
+
+def rdiv(x0, x1):
+    """x1 / x0 (the reflected form: ``x0`` is the Variable on the right)."""
+    return _apply2(Div.__new__(Div), x1, x0)
+
+
+def neg(x):
+    return _apply1(Neg.__new__(Neg), x)
+
+
+def pow(x, c):
+    return _apply1(Pow(c), x)
+
+
+def sin(x):
+    return _apply1(Sin.__new__(Sin), x)
+
+
+def cos(x):
+    return _apply1(Cos.__new__(Cos), x)
+
+
+def tanh(x):
+    return _apply1(Tanh.__new__(Tanh), x)
+
+
+def exp(x):
+    return _apply1(Exp.__new__(Exp), x)
+
+
+def log(x):
+    return _apply1(Log.__new__(Log), x)
+
+
+def reshape(x, shape):
+    if _shape_of(x) == shape:
+        return as_variable(x)
+    return _apply1(Reshape(shape), x)
+
+
+def transpose(x, axes=None):
+    return _apply1(Transpose(axes), x)
+
+
+def sum(x, axis=None, keepdims=False):
+    return _apply1(Sum(axis, keepdims), x)
+
+
+def sum_to_f(x, shape):
+    """The differentiable sum_to (``functions.sum_to``); ``sum_to`` in this
+    module is the array helper of ``utils``."""
+    if _shape_of(x) == tuple(shape):
+        return as_variable(x)
+    return _apply1(SumTo(shape), x)
+
+
+def broadcast_to(x, shape):
+    if _shape_of(x) == tuple(shape):
+        return as_variable(x)
+    return _apply1(BroadcastTo(shape), x)
+
+
+def matmul(x, W):
+    return _apply2(MatMul.__new__(MatMul), x, W)
+
+
+def get_item(x, slices):
+    return _apply1(GetItem(slices), x)
+
+
+def max(x, axis=None, keepdims=False):
+    return _apply1(Max(axis, keepdims), x)
+
+
+def min(x, axis=None, keepdims=False):
+    return _apply1(Min(axis, keepdims), x)

@@ -1,0 +1,8 @@
+"""cydezero: DeZero's define-by-run automatic differentiation on a Cython
+graph engine. ``import cydezero as dezero`` and DeZero code runs unchanged."""
+from cydezero.core import (  # noqa: F401
+    Config, Function, Parameter, Variable, as_array, as_variable, no_grad,
+    setup_variable, test_mode, using_config,
+)
+
+__version__ = "0.1.0"
