@@ -119,7 +119,7 @@ cdef inline tuple _shape_of(object x):
     return ()
 
 
-def sum_to(x, shape):
+def sum_to_array(x, shape):
     """Sum the array ``x`` down to ``shape`` (the inverse of broadcasting).
 
     Axes that broadcasting prepended are summed away; axes where ``shape``
@@ -814,7 +814,7 @@ cdef void _backward(Variable root, bint retain, bint graph) except *:
 cdef object _sum_to_g(object g, tuple shape, bint graph):
     if _shape_of(g) == shape:
         return g
-    return sum_to_f(g, shape) if graph else sum_to(g, shape)
+    return sum_to(g, shape) if graph else sum_to_array(g, shape)
 
 
 cdef object _broadcast_g(object g, tuple shape, bint graph):
@@ -1029,7 +1029,7 @@ cdef class SumTo(_Builtin):
         self.shape = tuple(shape)
 
     cdef object _fwd(self, tuple xs):
-        return sum_to(xs[0], self.shape)
+        return sum_to_array(xs[0], self.shape)
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return (_broadcast_g(gys[0], _shape_of(self._inputs[0]), graph),)
@@ -1208,9 +1208,9 @@ def sum(x, axis=None, keepdims=False):
     return _apply1(Sum(axis, keepdims), x)
 
 
-def sum_to_f(x, shape):
-    """The differentiable sum_to (``functions.sum_to``); ``sum_to`` in this
-    module is the array helper of ``utils``."""
+def sum_to(x, shape):
+    """Sum x down to shape, differentiably (``utils.sum_to`` is
+    ``sum_to_array``, the same on plain arrays)."""
     if _shape_of(x) == tuple(shape):
         return as_variable(x)
     return _apply1(SumTo(shape), x)
