@@ -6,3 +6,5 @@ from cydezero.core import (  # noqa: F401
 )
 
 __version__ = "0.1.0"
+from cydezero._alias import install_as_dezero  # noqa: F401,E402
+from cydezero import core  # noqa: F401,E402
