@@ -37,6 +37,7 @@ cdef class Function:
     # False for Python subclasses, whose forward/backward must be honoured
     # even when they subclass a built-in operation.
     cdef bint _native
+    cdef object __weakref__
 
     cdef object _fwd(self, tuple xs)
     cdef tuple _bw(self, tuple gys, bint graph)

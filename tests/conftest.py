@@ -1,0 +1,28 @@
+"""Shared helpers for the tests: numerical differentiation and the DeZero
+0.0.13 oracle (which needs ``numpy.int`` on NumPy 2)."""
+import numpy as np
+import pytest
+
+
+def numerical_grad(f, x, eps=1e-6):
+    """Central differences of the scalar sum of f(x) with respect to array x."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=['multi_index'])
+    for _ in it:
+        i = it.multi_index
+        orig = x[i]
+        x[i] = orig + eps
+        hi = np.sum(f(x.copy()))
+        x[i] = orig - eps
+        lo = np.sum(f(x.copy()))
+        x[i] = orig
+        grad[i] = (hi - lo) / (2 * eps)
+    return grad
+
+
+@pytest.fixture(scope='session')
+def dezero():
+    if not hasattr(np, 'int'):
+        np.int = int
+    return pytest.importorskip('dezero')
