@@ -571,6 +571,36 @@ def test_same_numbers_as_dezero(dezero):
         np.testing.assert_array_equal(a, b)
 
 
+def scalar_program(dz, F):
+    x = dz.Variable(np.array(0.5))
+    w = dz.Variable(np.array(-1.25))
+    y = x
+    for i in range(300):
+        y = (F.sin(y) + y) * 0.5 - y / (w * w + 1.5) + 0.25 * w
+        if i % 7 == 0:
+            y = 1.0 - y / 3.0 + x
+    y.backward()
+    return y.data, x.grad.data, w.grad.data
+
+
+def test_scalar_fast_path_same_bits_as_dezero(dezero):
+    import dezero.functions as DF
+
+    ours = scalar_program(cydezero, C)
+    theirs = scalar_program(dezero, DF)
+    for a, b in zip(ours, theirs):
+        assert type(a) is np.ndarray and a.shape == ()
+        np.testing.assert_array_equal(a, b)
+
+
+def test_division_by_zero_behaves_like_numpy():
+    with np.errstate(divide='ignore'):
+        y = Variable(np.array(1.0)) / 0.0
+    assert np.isinf(y.data)
+    with np.errstate(divide='raise'), pytest.raises(FloatingPointError):
+        Variable(np.array(1.0)) / 0.0
+
+
 def test_drop_in_alias(tmp_path):
     import subprocess
     import sys

@@ -16,6 +16,7 @@ array and Variable spellings differ.
 cimport cython
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, realloc, free
 
 import sys
@@ -88,13 +89,64 @@ cdef inline bint _is_array(object x):
     return type(x) is ndarray or isinstance(x, ndarray) or _is_gpu_array(x)
 
 
+cdef type float64 = np.float64
+
+
 cdef inline object _as_arr(object y):
     """NumPy turns 0-d results into scalars; DeZero's data is always an array."""
     if type(y) is ndarray:
         return y
+    if type(y) is float64:
+        return _new_f64(PyFloat_AS_DOUBLE(y))
     if isinstance(y, np.generic):
         return np.asarray(y)
     return y
+
+
+# The fast path for scalar graphs: +, -, *, / on 0-d float64 arrays (or a
+# 0-d float64 array and a Python float) are done in C. IEEE arithmetic gives
+# the bit-identical result NumPy would; only the ufunc call is skipped.
+cdef enum:
+    OP_ADD, OP_SUB, OP_MUL, OP_DIV
+
+
+cdef inline object _new_f64(double v):
+    cdef cnp.ndarray a = cnp.PyArray_SimpleNew(0, NULL, cnp.NPY_DOUBLE)
+    (<double*>cnp.PyArray_DATA(a))[0] = v
+    return a
+
+
+cdef inline bint _scalar_f64(object x, double* v):
+    if type(x) is ndarray:
+        if (cnp.PyArray_NDIM(<cnp.ndarray>x) == 0
+                and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE):
+            v[0] = (<double*>cnp.PyArray_DATA(<cnp.ndarray>x))[0]
+            return True
+        return False
+    if type(x) is float:
+        v[0] = PyFloat_AS_DOUBLE(x)
+        return True
+    return False
+
+
+cdef inline object _arith(int op, object a, object b):
+    cdef double x, y
+    if _scalar_f64(a, &x) and _scalar_f64(b, &y) and (type(a) is ndarray or type(b) is ndarray):
+        if op == OP_ADD:
+            return _new_f64(x + y)
+        if op == OP_SUB:
+            return _new_f64(x - y)
+        if op == OP_MUL:
+            return _new_f64(x * y)
+        if y != 0.0:
+            return _new_f64(x / y)
+    if op == OP_ADD:
+        return a + b
+    if op == OP_SUB:
+        return a - b
+    if op == OP_MUL:
+        return a * b
+    return a / b
 
 
 def as_array(x, array_module=np):
@@ -594,7 +646,7 @@ cdef inline object _check_output(object y, Function f):
     if type(y) is ndarray:
         return y
     if np.isscalar(y):
-        return np.asarray(y)
+        return _as_arr(y) if isinstance(y, np.generic) else np.asarray(y)
     if _is_array(y):
         return y
     raise TypeError('{}.forward returned {!r}; expected an array (or a tuple '
@@ -711,7 +763,7 @@ cdef inline void _accumulate(Variable x, object gx, bint graph, list touched) ex
         elif graph:
             x._acc = prior + gx
         else:
-            x._acc = _as_arr((<Variable>prior).data + gx)
+            x._acc = _as_arr(_arith(OP_ADD, (<Variable>prior).data, gx))
             x._acc_owned = True
     elif graph:
         x._acc = x._acc + gx
@@ -720,7 +772,7 @@ cdef inline void _accumulate(Variable x, object gx, bint graph, list touched) ex
             and (<cnp.ndarray>x._acc).dtype == (<cnp.ndarray>gx).dtype):
         x._acc += gx
     else:
-        x._acc = _as_arr(x._acc + gx)
+        x._acc = _as_arr(_arith(OP_ADD, x._acc, gx))
         x._acc_owned = True
 
 
@@ -823,6 +875,10 @@ cdef object _broadcast_g(object g, tuple shape, bint graph):
     return broadcast_to(g, shape) if graph else np.broadcast_to(g, shape)
 
 
+cdef inline object _times(object a, object b, bint graph):
+    return a * b if graph else _arith(OP_MUL, a, b)
+
+
 cdef object _matmul_g(object a, object b, bint graph):
     return matmul(a, b) if graph else a.dot(b)
 
@@ -849,7 +905,7 @@ cdef object _unpack(tuple gxs):
 cdef class Add(_Builtin):
     """y = x0 + x1;  gx0 = gy, gx1 = gy (summed back over broadcast axes)."""
     cdef object _fwd(self, tuple xs):
-        return xs[0] + xs[1]
+        return _arith(OP_ADD, xs[0], xs[1])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
@@ -861,7 +917,7 @@ cdef class Add(_Builtin):
 cdef class Sub(_Builtin):
     """y = x0 - x1;  gx0 = gy, gx1 = -gy."""
     cdef object _fwd(self, tuple xs):
-        return xs[0] - xs[1]
+        return _arith(OP_SUB, xs[0], xs[1])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
@@ -873,21 +929,21 @@ cdef class Sub(_Builtin):
 cdef class Mul(_Builtin):
     """y = x0 * x1;  gx0 = gy * x1, gx1 = gy * x0."""
     cdef object _fwd(self, tuple xs):
-        return xs[0] * xs[1]
+        return _arith(OP_MUL, xs[0], xs[1])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
         x0 = self._x(0, graph)
         x1 = self._x(1, graph)
-        gx0 = _sum_to_g(gy * x1, _shape_of(x0), graph) if self._needs(0) else None
-        gx1 = _sum_to_g(gy * x0, _shape_of(x1), graph) if self._needs(1) else None
+        gx0 = _sum_to_g(_times(gy, x1, graph), _shape_of(x0), graph) if self._needs(0) else None
+        gx1 = _sum_to_g(_times(gy, x0, graph), _shape_of(x1), graph) if self._needs(1) else None
         return (gx0, gx1)
 
 
 cdef class Div(_Builtin):
     """y = x0 / x1;  gx0 = gy / x1, gx1 = gy * (-x0 / x1**2)."""
     cdef object _fwd(self, tuple xs):
-        return xs[0] / xs[1]
+        return _arith(OP_DIV, xs[0], xs[1])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
