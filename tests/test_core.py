@@ -131,22 +131,36 @@ def test_retain_grad():
 
 
 def test_intermediate_gradients_are_freed_during_backward():
-    seen = []
+    refs = {}
 
     class Probe(Function):
         def forward(self, x):
             return x.copy()
 
         def backward(self, gy):
-            seen.append(self.outputs[0]().__dict__ if hasattr(self.outputs[0](), '__dict__') else None)
+            refs['gy'] = weakref.ref(gy.data)
+            return gy * 1
+
+    class First(Function):
+        def forward(self, x):
+            return x.copy()
+
+        def backward(self, gy):
+            refs['alive_during_next'] = refs['gy']() is not None
             return gy
 
-    x = Variable(np.array(1.0))
-    a = x * 2
-    b = Probe()(a)
-    y = b * 3
-    y.backward()
-    assert a.grad is None and b.grad is None and y.grad is None
+    def run(retain):
+        x = Variable(np.ones(4))
+        b = Probe()(First()(x))
+        (b * 3).backward(retain_grad=retain)
+        return x, b
+
+    x, b = run(retain=False)
+    assert refs['alive_during_next'] is False, "b's gradient outlived its consumer"
+    assert b.grad is None and np.array_equal(x.grad.data, [3.0] * 4)
+    x, b = run(retain=True)
+    assert refs['alive_during_next'] is True
+    assert np.array_equal(b.grad.data, [3.0] * 4)
 
 
 # --- configuration -------------------------------------------------------------
