@@ -5,12 +5,11 @@ import weakref
 
 import numpy as np
 import pytest
+from conftest import numerical_grad
 
 import cydezero
 from cydezero import Config, Function, Variable, no_grad, using_config
 from cydezero import _core as C
-
-from conftest import numerical_grad
 
 
 def square(x):
@@ -175,14 +174,12 @@ def test_no_grad_records_nothing_and_restores():
 
 
 def test_using_config_restores_on_exception():
-    with pytest.raises(RuntimeError):
-        with using_config('enable_backprop', False):
-            raise RuntimeError('boom')
+    with pytest.raises(RuntimeError), using_config('enable_backprop', False):
+        raise RuntimeError('boom')
     assert Config.enable_backprop is True
-    with pytest.raises(RuntimeError):
-        with cydezero.test_mode():
-            assert Config.train is False
-            raise RuntimeError('boom')
+    with pytest.raises(RuntimeError), cydezero.test_mode():
+        assert Config.train is False
+        raise RuntimeError('boom')
     assert Config.train is True
 
 

@@ -14,7 +14,7 @@ any order work. The ``graph`` flag picks the mode for the few helpers whose
 array and Variable spellings differ.
 """
 cimport cython
-from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, realloc, free
@@ -789,7 +789,7 @@ cdef object _commit_grad(object acc, bint graph):
 cdef void _backward(Variable root, bint retain, bint graph) except *:
     global _epoch, cdz_backprop_off
     cdef Function f, c
-    cdef Variable x, out
+    cdef Variable x
     cdef Py_ssize_t i, n
     cdef PyObject* p
     cdef list touched = []
@@ -857,7 +857,6 @@ cdef void _backward(Variable root, bint retain, bint graph) except *:
         cdz_backprop_off = saved
         for x_obj in touched:
             (<Variable>x_obj)._acc = None
-
 
 
 # --------------------------------------------------------------------------

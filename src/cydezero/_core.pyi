@@ -1,10 +1,11 @@
 """Type stubs for the compiled engine (pyx/cydezero/_core.pyx)."""
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 
-_Array = Any  # numpy.ndarray, or cupy.ndarray when CuPy is installed
-_Operand = Union["Variable", _Array, float, int]
+_Array: TypeAlias = Any  # numpy.ndarray, or cupy.ndarray when CuPy is installed
+_Operand: TypeAlias = Variable | _Array | float | int
 
 def _config_get(name: str) -> bool: ...
 def _config_set(name: str, value: bool) -> None: ...
@@ -16,12 +17,12 @@ def max_backward_shape(x: _Array, axis: Any) -> list[int]: ...
 
 class Variable:
     __array_priority__: int
-    data: Optional[_Array]
-    name: Optional[str]
-    grad: Optional[Variable]
+    data: _Array | None
+    name: str | None
+    grad: Variable | None
     generation: int
-    creator: Optional[Function]
-    def __init__(self, data: Optional[_Array], name: Optional[str] = ...) -> None: ...
+    creator: Function | None
+    def __init__(self, data: _Array | None, name: str | None = ...) -> None: ...
     @property
     def shape(self) -> tuple[int, ...]: ...
     @property
@@ -63,8 +64,8 @@ class Parameter(Variable): ...
 
 class Function:
     generation: int
-    inputs: Optional[list[Variable]]
-    outputs: Optional[list[Callable[[], Optional[Variable]]]]
+    inputs: list[Variable] | None
+    outputs: list[Callable[[], Variable | None]] | None
     def __call__(self, *inputs: _Operand) -> Any: ...
     def forward(self, *xs: Any) -> Any: ...
     def backward(self, *gys: Any) -> Any: ...

@@ -6,8 +6,30 @@ import numpy as np  # noqa: F401  (DeZero's core module exposes np)
 
 from cydezero import _core
 from cydezero._core import (  # noqa: F401
-    Add, Cos, Div, Exp, Function, Log, Mul, Neg, Parameter, Pow, Sin, Sub, Tanh,
-    Variable, add, as_array, as_variable, div, mul, neg, pow, rdiv, rsub, sub,
+    Add,
+    Cos,
+    Div,
+    Exp,
+    Function,
+    Log,
+    Mul,
+    Neg,
+    Parameter,
+    Pow,
+    Sin,
+    Sub,
+    Tanh,
+    Variable,
+    add,
+    as_array,
+    as_variable,
+    div,
+    mul,
+    neg,
+    pow,
+    rdiv,
+    rsub,
+    sub,
 )
 
 
