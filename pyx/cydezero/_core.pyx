@@ -331,7 +331,7 @@ cdef class Variable:
         ``retain_grad``, of every variable). With ``create_graph`` the
         backward computation is itself recorded.
         """
-        _backward(self, retain_grad, create_graph)
+        _backward([self], [self.grad], retain_grad, create_graph, None)
 
     # -- shape methods and operators --------------------------------------
     def reshape(self, *shape):
@@ -751,12 +751,14 @@ cdef class _FuncHeap:
 cdef size_t _epoch = 0
 
 
-cdef inline void _accumulate(Variable x, object gx, bint graph, list touched) except *:
-    """Add gx into x's gradient for this pass. A gradient another variable
-    may hold is never modified: in place only into buffers we allocated."""
+cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
+                             bint from_prior) except *:
+    """Add gx into x's gradient for this pass (starting from x.grad when
+    from_prior). A gradient another variable may hold is never modified:
+    in place only into buffers the engine allocated."""
     if x._acc is None:
         touched.append(x)
-        prior = x.grad
+        prior = x.grad if from_prior else None
         if prior is None:
             x._acc = gx
             x._acc_owned = False
@@ -786,7 +788,27 @@ cdef object _commit_grad(object acc, bint graph):
     return _new_var(acc)
 
 
-cdef void _backward(Variable root, bint retain, bint graph) except *:
+cdef object _seed(Variable root, object given, bint graph):
+    """The gradient a pass starts from at root: ones, or what was given."""
+    if root.data is None:
+        raise ValueError('backward() called on a Variable whose data is None')
+    if given is None:
+        seed = np.ones_like(root.data)
+        return _new_var(seed) if graph else seed
+    if isinstance(given, Variable):
+        return given if graph else (<Variable>given).data
+    g = _as_arr(given)
+    if not _is_array(g) or g.shape != root.data.shape:
+        raise ValueError('grad_outputs: expected an array of shape {}, got {!r}'
+                         .format(root.data.shape, getattr(g, 'shape', type(g))))
+    return _new_var(g) if graph else g
+
+
+cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted):
+    """The backward pass from roots. With wanted None it is
+    ``Variable.backward``: gradients add into ``.grad``. Otherwise no
+    ``.grad`` is read or written and the gradients of ``wanted`` are
+    returned (the functional ``grad``)."""
     global _epoch, cdz_backprop_off
     cdef Function f, c
     cdef Variable x
@@ -796,24 +818,21 @@ cdef void _backward(Variable root, bint retain, bint graph) except *:
     cdef _FuncHeap heap = _FuncHeap()
     cdef tuple gys, gxs
     cdef int saved = cdz_backprop_off
+    cdef bint functional = wanted is not None
+    cdef set keep = {id(v) for v in wanted} if functional else None
 
-    if root.data is None:
-        raise ValueError('backward() called on a Variable whose data is None')
+    # Seeds are made before anything is touched, so bad ones change nothing.
+    seeds = [_seed(<Variable>r, g, graph) for r, g in zip(roots, seeds)]
     _epoch += 1
     cdef size_t epoch = _epoch
     cdz_backprop_off = not graph
     try:
-        touched.append(root)
-        if root.grad is None:
-            seed = np.ones_like(root.data)
-            root._acc = _new_var(seed) if graph else seed
-            root._acc_owned = True
-        else:
-            root._acc = root.grad if graph else (<Variable>root.grad).data
-            root._acc_owned = False
-        if root._creator is not None:
-            root._creator._mark = epoch
-            heap.push(root._creator)
+        for r, g in zip(roots, seeds):
+            x = <Variable>r
+            _accumulate(x, g, graph, touched, False)
+            if x._creator is not None and x._creator._mark != epoch:
+                x._creator._mark = epoch
+                heap.push(x._creator)
 
         while heap.n:
             f = heap.pop()
@@ -833,7 +852,7 @@ cdef void _backward(Variable root, bint retain, bint graph) except *:
                     continue
                 if not graph:
                     gx = _as_arr(gx)
-                _accumulate(x, gx, graph, touched)
+                _accumulate(x, gx, graph, touched, not functional)
                 c = x._creator
                 if c is not None and c._mark != epoch:
                     c._mark = epoch
@@ -842,9 +861,12 @@ cdef void _backward(Variable root, bint retain, bint graph) except *:
                 # Outputs' gradients are consumed: free them now, not at the end.
                 for i in range(n):
                     p = f._outs[i]
-                    if p != NULL:
+                    if p != NULL and (keep is None or id(<object>p) not in keep):
                         (<Variable>p)._acc = None
 
+        if functional:
+            return [None if (<Variable>v)._acc is None
+                    else _commit_grad((<Variable>v)._acc, graph) for v in wanted]
         # Commit only after every function ran, so a failure changes nothing.
         for x_obj in touched:
             x = <Variable>x_obj
@@ -853,10 +875,35 @@ cdef void _backward(Variable root, bint retain, bint graph) except *:
                     x.grad = _commit_grad(x._acc, graph)
             else:
                 x.grad = None
+        return None
     finally:
         cdz_backprop_off = saved
         for x_obj in touched:
             (<Variable>x_obj)._acc = None
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_grad=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, returned as a
+    list (one Variable or None per input) without reading or writing any
+    ``.grad``. ``grad_outputs`` seeds each output (ones by default). With
+    ``create_graph`` the result is differentiable again, so ``grad`` composes
+    for higher orders and gradient penalties.
+    """
+    single = isinstance(inputs, Variable)
+    outs = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    ins = [inputs] if single else list(inputs)
+    for v in outs + ins:
+        if not isinstance(v, Variable):
+            raise TypeError('grad: outputs and inputs must be Variables, got {!r}'
+                            .format(type(v)))
+    if grad_outputs is None:
+        seeds = [None] * len(outs)
+    else:
+        seeds = [grad_outputs] if isinstance(outputs, Variable) else list(grad_outputs)
+        if len(seeds) != len(outs):
+            raise ValueError('grad: {} grad_outputs for {} outputs'
+                             .format(len(seeds), len(outs)))
+    return _backward(outs, seeds, retain_grad, create_graph, ins)
 
 
 # --------------------------------------------------------------------------

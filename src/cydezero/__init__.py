@@ -2,6 +2,7 @@
 graph engine. ``import cydezero as dezero`` and DeZero code runs unchanged."""
 from cydezero import core  # noqa: F401
 from cydezero._alias import install_as_dezero  # noqa: F401
+from cydezero._core import grad  # noqa: F401
 from cydezero.core import (  # noqa: F401
     Config,
     Function,
