@@ -1,12 +1,11 @@
 """The functional API: cydezero.grad returns gradients without touching .grad."""
 import numpy as np
 import pytest
+from conftest import numerical_grad
 
 import cydezero
 from cydezero import Variable
 from cydezero import _core as C
-
-from conftest import numerical_grad
 
 
 def f(x, w):
