@@ -1,0 +1,487 @@
+#!/usr/bin/env python
+"""Side-by-side benchmark: cydezero vs DeZero 0.0.13 vs PyTorch eager vs a
+hand-written NumPy floor.
+
+    python bench/run.py                 # full run (a few minutes on 2 cores)
+    python bench/run.py --quick         # core subset, small sizes (< 1 min)
+    python bench/run.py --quick --tiny  # smoke test sizes (seconds)
+    python bench/run.py --only chain,deep --reps 9 --out /tmp/b
+
+Writes DIR/latest.json and DIR/scaling.png (DIR defaults to bench/results).
+See bench/README.md for what each workload is and how to read the ratios.
+"""
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import workloads as W  # noqa: E402
+
+PEERS = ("cydezero", "dezero", "torch", "numpy")
+
+# name -> spec.  sizes: (full, quick, tiny); overhead: torch runs 1 thread.
+# compare: peers must agree on the returned value (rtol) or it is flagged.
+WORKLOADS = {
+    "chain": dict(
+        desc="2000 links of y = (sin(y) + y) * 0.5 on a 0-d float64, "
+             "forward+backward",
+        dz=W.dz_chain, torch=W.torch_chain, numpy=W.np_chain,
+        sizes=([2000], [2000], [50]), rtol=1e-9, overhead=True, quick=True),
+    "wide": dict(
+        desc="x feeds n branches sin(x * c_i) summed by a chain of adds",
+        dz=W.dz_wide, torch=W.torch_wide, numpy=W.np_wide,
+        sizes=([1500, 3000, 6000], [500, 1500], [20, 40]), rtol=1e-9,
+        overhead=True, quick=True),
+    "deep": dict(
+        desc="n multiplications y = y * 1.0000001, forward+backward; "
+             "plus bytes/node of the live graph (tracemalloc)",
+        dz=W.dz_deep, torch=W.torch_deep, numpy=W.np_deep,
+        sizes=([1000, 10000, 100000, 1000000], [1000, 10000], [100, 1000]),
+        cydezero_only_above=100000, rtol=1e-9, overhead=True, quick=True,
+        memory=True),
+    "rosenbrock": dict(
+        desc="n gradient-descent steps on Rosenbrock, scalar Variables, "
+             "x0=0, x1=2, lr=0.001",
+        dz=W.dz_rosenbrock, torch=W.torch_rosenbrock, numpy=W.np_rosenbrock,
+        sizes=([2000], [500], [20]), rtol=1e-9, overhead=True, quick=True),
+    "higher_order": dict(
+        desc="n-th derivative (n=5) of tanh at x=1: repeated backward on "
+             "x.grad with create_graph",
+        dz=W.dz_higher, torch=W.torch_higher, numpy=W.np_higher,
+        sizes=([5], [5], [3]), rtol=1e-9, overhead=True, quick=True),
+    "mlp_small": dict(
+        desc="1-10-1 sigmoid MLP, n SGD steps (lr 0.2) on 100 points",
+        dz=W.dz_mlp_small, torch=W.torch_mlp_small, numpy=W.np_mlp_small,
+        sizes=([1000], [200], [5]), rtol=1e-6, overhead=True, quick=True),
+    "mlp_large": dict(
+        desc="784-1000-10 ReLU MLP, softmax CE, batch 256 float32, n SGD "
+             "steps (compute bound: torch uses all cores)",
+        dz=W.dz_mlp_large, torch=W.torch_mlp_large, numpy=W.np_mlp_large,
+        sizes=([20], [3], [1]), rtol=1e-3, overhead=False, quick=False),
+    "conv": dict(
+        desc="conv3x3(16, pad 1)-relu-maxpool2-linear(10), batch 32x1x28x28 "
+             "float32, n SGD steps",
+        dz=W.dz_conv, torch=W.torch_conv, numpy=None,
+        sizes=([10], [2], [1]), rtol=1e-3, overhead=False, quick=False),
+    "spiral": dict(
+        desc="MLP((10, 3)) + Adam + DataLoader(batch 30) over Spiral (300 "
+             "points), n epochs",
+        dz=W.dz_spiral, torch=W.torch_spiral, numpy=W.np_spiral,
+        sizes=([30], [5], [1]), rtol=None, overhead=True, quick=True),
+}
+
+
+# ----------------------------------------------------------------------------
+# peers
+# ----------------------------------------------------------------------------
+
+def load_peers():
+    """name -> (handle or None, version or reason)."""
+    peers = {}
+    for name in ("cydezero", "dezero"):
+        try:
+            ns = W.load_dz(name)
+            peers[name] = (ns, ns.version)
+        except Exception as e:  # ImportError or a broken install
+            peers[name] = (None, "missing (%s: %s)" % (type(e).__name__, e))
+    try:
+        import torch
+        peers["torch"] = (torch, torch.__version__)
+    except Exception as e:
+        peers["torch"] = (None, "missing (%s: %s)" % (type(e).__name__, e))
+    peers["numpy"] = (np, np.__version__)
+    return peers
+
+
+def make_runner(spec, peer, handle, n):
+    """A zero-argument callable, or raise W.Unavailable."""
+    if peer in ("cydezero", "dezero"):
+        fn = spec["dz"]
+        return lambda: fn(handle, n)
+    if peer == "torch":
+        fn = spec["torch"]
+        return lambda: fn(handle, n)
+    fn = spec["numpy"]
+    if fn is None:
+        raise W.Unavailable("n/a (no hand-written floor for this workload)")
+    return lambda: fn(n)
+
+
+# ----------------------------------------------------------------------------
+# machine description
+# ----------------------------------------------------------------------------
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_info():
+    try:
+        import threadpoolctl
+        return [{k: d.get(k) for k in ("internal_api", "version",
+                                        "num_threads", "architecture")}
+                for d in threadpoolctl.threadpool_info()]
+    except ImportError:
+        pass
+    try:
+        cfg = np.show_config(mode="dicts")
+        deps = cfg.get("Build Dependencies", {})
+        return {k: {kk: deps[k].get(kk) for kk in ("name", "version")}
+                for k in ("blas", "lapack") if k in deps}
+    except Exception as e:  # older numpy: no mode=
+        return "unknown (%s)" % e
+
+
+def git_rev():
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                             cwd=HERE, capture_output=True, text=True,
+                             timeout=10)
+        return out.stdout.strip() or None
+    except Exception:
+        return None
+
+
+def machine_info(peers):
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "numpy": np.__version__,
+        "blas": blas_info(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "peers": {k: v[1] for k, v in peers.items()},
+        "git": git_rev(),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+# ----------------------------------------------------------------------------
+# measuring
+# ----------------------------------------------------------------------------
+
+def quantiles(ts):
+    ts = sorted(ts)
+    if len(ts) >= 4:
+        q1, _, q3 = statistics.quantiles(ts, n=4, method="inclusive")
+    else:
+        q1, q3 = ts[0], ts[-1]
+    return dict(median_s=statistics.median(ts), min_s=ts[0], max_s=ts[-1],
+                q1_s=q1, q3_s=q3)
+
+
+def set_torch_threads(torch, spec):
+    if torch is not None:
+        torch.set_num_threads(1 if spec["overhead"] else (os.cpu_count() or 1))
+
+
+def timed(fn):
+    gc.collect()
+    t0 = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t0, value
+
+
+def measure_memory(handle, n):
+    """Bytes per node of the live deep graph (forward done, no backward)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        x, y = W.dz_deep_forward(handle, n)
+        cur = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del x, y
+    gc.collect()
+    return (cur - base) / n
+
+
+def run_workload(name, spec, size_idx, peers, reps, do_memory):
+    rows = []
+    torch = peers["torch"][0]
+    for n in spec["sizes"][size_idx]:
+        runners, results = {}, {}
+        for peer in PEERS:
+            handle, info = peers[peer]
+            row = dict(workload=name, n=n, peer=peer)
+            results[peer] = row
+            if handle is None:
+                row.update(status="missing", reason=info)
+                continue
+            lim = spec.get("cydezero_only_above")
+            if lim is not None and n > lim and peer != "cydezero":
+                row.update(status="skipped",
+                           reason="size above %d runs for cydezero only" % lim)
+                continue
+            try:
+                runners[peer] = make_runner(spec, peer, handle, n)
+            except W.Unavailable as e:
+                row.update(status="n/a" if str(e).startswith("n/a")
+                           else "not yet available", reason=str(e))
+        set_torch_threads(torch, spec)
+        # warm-up (also the first value, and how long one run takes)
+        slowest = 0.0
+        for peer, fn in list(runners.items()):
+            row = results[peer]
+            try:
+                dt, value = timed(fn)
+            except W.Unavailable as e:
+                row.update(status="not yet available", reason=str(e))
+                del runners[peer]
+                continue
+            except Exception as e:
+                row.update(status="error",
+                           reason="%s: %s" % (type(e).__name__, e))
+                del runners[peer]
+                continue
+            row.update(status="ok", value=value, times_s=[])
+            slowest = max(slowest, dt)
+        r = reps
+        if slowest > 2.0:
+            r = min(r, 3)
+        elif slowest > 0.5:
+            r = min(r, 5)
+        # interleave: every rep runs each peer once, in a rotating order
+        order = list(runners)
+        for i in range(r):
+            k = i % len(order) if order else 0
+            for peer in order[k:] + order[:k]:
+                row = results[peer]
+                try:
+                    dt, _ = timed(runners[peer])
+                except Exception as e:
+                    row.update(status="error",
+                               reason="%s: %s" % (type(e).__name__, e))
+                    order = [p for p in order if p != peer]
+                    continue
+                row["times_s"].append(dt)
+        for peer in runners:
+            row = results[peer]
+            if row["status"] == "ok":
+                row.update(reps=len(row["times_s"]),
+                           **quantiles(row["times_s"]))
+        if do_memory and spec.get("memory"):
+            for peer in ("cydezero", "dezero"):
+                row = results[peer]
+                if row.get("status") == "ok":
+                    row["bytes_per_node"] = measure_memory(peers[peer][0], n)
+        # correctness: every peer's value against cydezero's (or dezero's)
+        rtol = spec.get("rtol")
+        ref = next((results[p]["value"] for p in ("cydezero", "dezero")
+                    if results[p].get("status") == "ok"), None)
+        for peer in PEERS:
+            row = results[peer]
+            if row.get("status") == "ok" and rtol is not None and ref is not None:
+                row["agrees"] = bool(np.isclose(row["value"], ref, rtol=rtol,
+                                                atol=1e-12))
+        rows.extend(results[p] for p in PEERS)
+        print_progress(name, n, results)
+    return rows
+
+
+def print_progress(name, n, results):
+    parts = []
+    for peer in PEERS:
+        row = results[peer]
+        if row.get("status") == "ok":
+            parts.append("%s %s" % (peer, fmt_t(row["median_s"])))
+        else:
+            parts.append("%s %s" % (peer, row.get("status")))
+    print("  %-13s n=%-8d %s" % (name, n, " | ".join(parts)), flush=True)
+
+
+# ----------------------------------------------------------------------------
+# reporting
+# ----------------------------------------------------------------------------
+
+def fmt_t(s):
+    if s is None:
+        return "-"
+    if s >= 1:
+        return "%.2f s" % s
+    if s >= 1e-3:
+        return "%.1f ms" % (s * 1e3)
+    return "%.0f us" % (s * 1e6)
+
+
+def cell(row):
+    st = row.get("status")
+    if st == "ok":
+        spread = (row["max_s"] - row["min_s"]) / row["median_s"] * 100
+        flag = "" if row.get("agrees", True) else " (!)"
+        return "%s ±%.0f%%%s" % (fmt_t(row["median_s"]), spread / 2, flag)
+    return {"missing": "missing", "not yet available": "not yet",
+            "n/a": "n/a", "skipped": "-", "error": "ERROR"}.get(st, st)
+
+
+def ratios(rows):
+    out = []
+    by = {}
+    for r in rows:
+        by.setdefault((r["workload"], r["n"]), {})[r["peer"]] = r
+    for (wl, n), d in by.items():
+        cz = d.get("cydezero", {})
+        for peer in PEERS[1:]:
+            p = d.get(peer, {})
+            if cz.get("status") == "ok" and p.get("status") == "ok":
+                out.append(dict(workload=wl, n=n, peer=peer,
+                                ratio=cz["median_s"] / p["median_s"]))
+    return out
+
+
+def table(rows, mem=True):
+    by = {}
+    for r in rows:
+        by.setdefault((r["workload"], r["n"]), {})[r["peer"]] = r
+    hdr = ["workload", "n"] + list(PEERS) + ["cz/dezero", "cz/torch",
+                                              "cz/numpy"]
+    lines = []
+    for (wl, n), d in by.items():
+        cz = d["cydezero"]
+        line = [wl, str(n)] + [cell(d[p]) for p in PEERS]
+        for p in PEERS[1:]:
+            if cz.get("status") == "ok" and d[p].get("status") == "ok":
+                line.append("%.2fx" % (cz["median_s"] / d[p]["median_s"]))
+            else:
+                line.append("-")
+        lines.append(line)
+    widths = [max(len(x) for x in col) for col in zip(hdr, *lines)]
+    fmt = " | ".join("%%-%ds" % w for w in widths)
+    out = [fmt % tuple(hdr), "-+-".join("-" * w for w in widths)]
+    out += [fmt % tuple(line) for line in lines]
+    memrows = [r for r in rows if "bytes_per_node" in r]
+    if mem and memrows:
+        out.append("")
+        out.append("deep graph memory (tracemalloc, graph alive, before "
+                   "backward):")
+        for r in memrows:
+            out.append("  %-9s n=%-8d %6.0f bytes/node" % (
+                r["peer"], r["n"], r["bytes_per_node"]))
+    return "\n".join(out)
+
+
+def plot(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plot written")
+        return None
+    names = [w for w in ("wide", "deep")
+             if any(r["workload"] == w and r.get("status") == "ok"
+                    for r in rows)]
+    if not names:
+        return None
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5),
+                             squeeze=False)
+    for ax, wl in zip(axes[0], names):
+        for peer in PEERS:
+            pts = sorted((r["n"], r["median_s"]) for r in rows
+                         if r["workload"] == wl and r["peer"] == peer
+                         and r.get("status") == "ok")
+            if pts:
+                ax.loglog([p[0] for p in pts], [p[1] for p in pts],
+                          marker="o", label=peer)
+        ax.set_title(wl)
+        ax.set_xlabel("n (graph size)")
+        ax.set_ylabel("median time, s")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="core subset on small sizes (under a minute)")
+    ap.add_argument("--tiny", action="store_true",
+                    help="smoke-test sizes (seconds); for tests")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated workload names: " + ",".join(WORKLOADS))
+    ap.add_argument("--reps", type=int, default=None,
+                    help="timed repetitions after one warm-up (default 7; "
+                         "3 in --tiny; fewer automatically for slow runs)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"),
+                    help="output directory (default bench/results)")
+    ap.add_argument("--no-plot", action="store_true")
+    args = ap.parse_args(argv)
+
+    size_idx = 2 if args.tiny else (1 if args.quick else 0)
+    reps = args.reps if args.reps is not None else (2 if args.tiny else 7)
+    if args.only:
+        names = [s.strip() for s in args.only.split(",") if s.strip()]
+        bad = [s for s in names if s not in WORKLOADS]
+        if bad:
+            ap.error("unknown workload(s) %s; known: %s"
+                     % (",".join(bad), ",".join(WORKLOADS)))
+    elif args.quick:
+        names = [k for k, v in WORKLOADS.items() if v["quick"]]
+    else:
+        names = list(WORKLOADS)
+
+    peers = load_peers()
+    meta = machine_info(peers)
+    meta.update(mode="tiny" if args.tiny else ("quick" if args.quick
+                                                else "full"),
+                reps=reps, workloads={k: WORKLOADS[k]["desc"] for k in names},
+                torch_threads="1 for overhead-bound workloads, "
+                              "os.cpu_count() for mlp_large/conv",
+                gc="enabled during timing; gc.collect() before each run")
+    print("cydezero bench: python %s, numpy %s, %s x%s" % (
+        meta["python"], meta["numpy"], meta["cpu"], meta["cores"]))
+    for k, v in meta["peers"].items():
+        print("  %-9s %s" % (k, v))
+    t_start = time.perf_counter()
+    rows = []
+    for name in names:
+        rows += run_workload(name, WORKLOADS[name], size_idx, peers, reps,
+                             do_memory=True)
+    meta["elapsed_s"] = time.perf_counter() - t_start
+
+    print()
+    print("median time ±half of (max-min) as % of median; cz/X = cydezero "
+          "median / X median (<1: cydezero faster); (!) = result disagrees")
+    print(table(rows))
+    os.makedirs(args.out, exist_ok=True)
+    doc = dict(meta=meta, results=rows, ratios=ratios(rows))
+    jpath = os.path.join(args.out, "latest.json")
+    with open(jpath, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    print("\nwrote", jpath)
+    if not args.no_plot:
+        p = plot(rows, os.path.join(args.out, "scaling.png"))
+        if p:
+            print("wrote", p)
+    print("elapsed %.1f s" % meta["elapsed_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
