@@ -195,11 +195,20 @@ def set_torch_threads(torch, spec):
         torch.set_num_threads(1 if spec["overhead"] else (os.cpu_count() or 1))
 
 
+GC_DURING_TIMING = True
+
+
 def timed(fn):
     gc.collect()
-    t0 = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - t0, value
+    if not GC_DURING_TIMING:
+        gc.disable()
+    try:
+        t0 = time.perf_counter()
+        value = fn()
+        dt = time.perf_counter() - t0
+    finally:
+        gc.enable()
+    return dt, value
 
 
 def measure_memory(handle, n):
@@ -431,7 +440,12 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(HERE, "results"),
                     help="output directory (default bench/results)")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--no-gc", action="store_true",
+                    help="disable the cyclic GC inside timed runs "
+                         "(diagnostic; default: enabled)")
     args = ap.parse_args(argv)
+    global GC_DURING_TIMING
+    GC_DURING_TIMING = not args.no_gc
 
     size_idx = 2 if args.tiny else (1 if args.quick else 0)
     reps = args.reps if args.reps is not None else (2 if args.tiny else 7)
@@ -447,13 +461,21 @@ def main(argv=None):
         names = list(WORKLOADS)
 
     peers = load_peers()
+    # Move everything the imports created (torch alone is ~200k objects) to
+    # the permanent generation, so full collections triggered by a big graph
+    # do not rescan the other peers' modules: each library then pays for its
+    # own objects only, as in a process that imported just that library.
+    gc.collect()
+    gc.freeze()
     meta = machine_info(peers)
     meta.update(mode="tiny" if args.tiny else ("quick" if args.quick
                                                 else "full"),
                 reps=reps, workloads={k: WORKLOADS[k]["desc"] for k in names},
                 torch_threads="1 for overhead-bound workloads, "
                               "os.cpu_count() for mlp_large/conv",
-                gc="enabled during timing; gc.collect() before each run")
+                gc=("disabled during timing (--no-gc)" if args.no_gc else
+                    "enabled during timing")
+                + "; gc.collect() before each run; gc.freeze() after imports")
     print("cydezero bench: python %s, numpy %s, %s x%s" % (
         meta["python"], meta["numpy"], meta["cpu"], meta["cores"]))
     for k, v in meta["peers"].items():
