@@ -1,0 +1,519 @@
+"""DeZero's ``dezero.functions``: differentiable operations on Variables.
+
+The elementary operations (arithmetic, sin/cos/tanh/exp/log, reshape,
+transpose, sum, sum_to, broadcast_to, matmul, get_item, max, min) live in
+the compiled engine and are re-exported here. The rest are Python Function
+subclasses whose ``backward`` is written with Variable operations, so with
+``backward(create_graph=True)`` they can be differentiated again.
+
+Notation in the docstrings: ``gy`` is the gradient arriving at the output
+``y``, ``gx`` the one sent to input ``x``.
+"""
+import numpy as np
+
+import cydezero  # noqa: F401  (DeZero code reaches dezero.Config via F)
+from cydezero import cuda, utils
+from cydezero._core import (  # noqa: F401
+    Add,
+    BroadcastTo,
+    Cos,
+    Div,
+    Exp,
+    Function,
+    GetItem,
+    GetItemGrad,
+    Log,
+    MatMul,
+    Max,
+    Min,
+    Mul,
+    Neg,
+    Pow,
+    Reshape,
+    Sin,
+    Sub,
+    Sum,
+    SumTo,
+    Tanh,
+    Transpose,
+    Variable,
+    add,
+    as_array,
+    as_variable,
+    broadcast_to,
+    cos,
+    div,
+    exp,
+    get_item,
+    log,
+    matmul,
+    max,
+    min,
+    mul,
+    neg,
+    pow,
+    rdiv,
+    reshape,
+    rsub,
+    sin,
+    sub,
+    sum,
+    sum_to,
+    tanh,
+    transpose,
+)
+from cydezero.core import Config
+
+
+def _xp(x):
+    return cuda.get_array_module(x)
+
+
+# =============================================================================
+# Tensor shape helpers
+# =============================================================================
+def expand_dims(x, axis):
+    """Insert an axis of length 1 at ``axis`` (a reshape, so gx = gy reshaped
+    back)."""
+    x = as_variable(x)
+    shape = list(x.shape)
+    shape.insert(axis, 1)
+    return reshape(x, tuple(shape))
+
+
+def flatten(x):
+    """Reshape to (batch, -1), keeping the first axis."""
+    return reshape(x, (x.shape[0], -1))
+
+
+def average(x, axis=None, keepdims=False):
+    """Mean over ``axis``: y = sum(x, axis) * (y.size / x.size), so
+    gx = gy broadcast back to x.shape, divided by the number averaged."""
+    x = as_variable(x)
+    y = sum(x, axis, keepdims)
+    return y * (y.data.size / x.data.size)
+
+
+# =============================================================================
+# Linear
+# =============================================================================
+class Linear(Function):
+    """y = x @ W + b;  gx = gy @ W.T, gW = x.T @ gy, gb = sum_to(gy, b.shape)."""
+
+    def forward(self, x, W, b):
+        y = x.dot(W)
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy):
+        x, W, b = self.inputs
+        gb = None if b.data is None else sum_to(gy, b.shape)
+        gx = matmul(gy, W.T)
+        gW = matmul(x.T, gy)
+        return gx, gW, gb
+
+
+def linear(x, W, b=None):
+    return Linear()(x, W, b)
+
+
+def linear_simple(x, W, b=None):
+    """x @ W + b built from matmul and add (two graph nodes)."""
+    x, W = as_variable(x), as_variable(W)
+    t = matmul(x, W)
+    if b is None:
+        return t
+    # DeZero frees t.data here; the engine's Add reads its inputs' shapes in
+    # backward, so t keeps its data (only memory differs, never results).
+    return t + b
+
+
+# =============================================================================
+# Activations
+# =============================================================================
+def sigmoid_simple(x):
+    """y = 1 / (1 + exp(-x)), built from elementary operations."""
+    x = as_variable(x)
+    return 1 / (1 + exp(-x))
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x)) = tanh(x / 2) / 2 + 1/2;  gx = gy * y * (1 - y)."""
+
+    def forward(self, x):
+        xp = _xp(x)
+        return xp.tanh(x * 0.5) * 0.5 + 0.5
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy * y * (1 - y)
+
+
+def sigmoid(x):
+    return Sigmoid()(x)
+
+
+class ReLU(Function):
+    """y = max(x, 0);  gx = gy * [x > 0]."""
+
+    def forward(self, x):
+        return _xp(x).maximum(x, 0.0)
+
+    def backward(self, gy):
+        x, = self.inputs
+        mask = (x.data > 0).astype(gy.dtype)
+        return gy * mask
+
+
+def relu(x):
+    return ReLU()(x)
+
+
+def softmax_simple(x, axis=1):
+    """y = exp(x) / sum(exp(x), axis), built from elementary operations.
+
+    The maximum along ``axis`` is subtracted first (as a constant: it cancels
+    in the ratio, so values and derivatives are unchanged) so large inputs do
+    not overflow.
+    """
+    x = as_variable(x)
+    x_max = x.data.max(axis=axis, keepdims=True)
+    y = exp(x - x_max)
+    return y / sum(y, axis=axis, keepdims=True)
+
+
+class Softmax(Function):
+    """y = exp(x) / sum(exp(x), axis);  gx = y * gy - y * sum(y * gy, axis)."""
+
+    def __init__(self, axis=1):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = _xp(x)
+        y = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        y /= y.sum(axis=self.axis, keepdims=True)
+        return y
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        gx = y * gy
+        return gx - y * sum(gx, axis=self.axis, keepdims=True)
+
+
+def softmax(x, axis=1):
+    return Softmax(axis)(x)
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x, axis);  gx = gy - exp(y) * sum(gy, axis)."""
+
+    def __init__(self, axis=1):
+        self.axis = axis
+
+    def forward(self, x):
+        return x - utils.logsumexp(x, self.axis)
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy - exp(y) * sum(gy, axis=self.axis, keepdims=True)
+
+
+def log_softmax(x, axis=1):
+    return LogSoftmax(axis)(x)
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else slope * x;  gx = gy * (1 if x > 0 else slope)."""
+
+    def __init__(self, slope):
+        self.slope = slope
+
+    def forward(self, x):
+        y = x.copy()
+        y[x <= 0] *= self.slope
+        return y
+
+    def backward(self, gy):
+        x, = self.inputs
+        xp = _xp(x.data)
+        mask = xp.where(x.data > 0, 1.0, self.slope).astype(gy.dtype)
+        return gy * mask
+
+
+def leaky_relu(x, slope=0.2):
+    return LeakyReLU(slope)(x)
+
+
+# =============================================================================
+# Losses
+# =============================================================================
+def mean_squared_error_simple(x0, x1):
+    """sum((x0 - x1) ** 2) / len(x0 - x1), built from elementary operations."""
+    x0, x1 = as_variable(x0), as_variable(x1)
+    diff = x0 - x1
+    return sum(diff ** 2) / len(diff)
+
+
+class MeanSquaredError(Function):
+    """y = sum((x0 - x1) ** 2) / N with N = len(x0 - x1);
+    gx0 = gy * 2 (x0 - x1) / N, gx1 = -gx0 (each summed back to its input's
+    shape when the two were broadcast)."""
+
+    def forward(self, x0, x1):
+        diff = x0 - x1
+        return (diff ** 2).sum() / len(diff)
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        diff = x0 - x1
+        g = broadcast_to(gy, diff.shape) * diff * (2. / len(diff))
+        return sum_to(g, x0.shape), sum_to(-g, x1.shape)
+
+
+def mean_squared_error(x0, x1):
+    return MeanSquaredError()(x0, x1)
+
+
+def softmax_cross_entropy_simple(x, t):
+    """-sum(log(softmax(x))[i, t_i]) / N, built from elementary operations
+    (the probabilities are clipped to [1e-15, 1] to avoid log(0))."""
+    x, t = as_variable(x), as_variable(t)
+    N = x.shape[0]
+    p = clip(softmax(x), 1e-15, 1.0)
+    log_p = log(p)
+    tlog_p = log_p[np.arange(N), t.data]
+    return -1 * sum(tlog_p) / N
+
+
+class SoftmaxCrossEntropy(Function):
+    """y = -sum_i log_softmax(x)[i, t_i] / N for x of shape (N, C) and
+    integer labels t;  gx = gy * (softmax(x) - onehot(t)) / N. The labels get
+    no gradient."""
+
+    def forward(self, x, t):
+        N = x.shape[0]
+        log_p = x - utils.logsumexp(x, axis=1)
+        log_p = log_p[np.arange(N), t.ravel()]
+        return -log_p.sum() / np.float32(N)
+
+    def backward(self, gy):
+        x, t = self.inputs
+        N, n_classes = x.shape
+        xp = _xp(t.data)
+        onehot = xp.eye(n_classes, dtype=x.dtype)[t.data.ravel()]
+        gx = (softmax(x) - onehot) * (gy * (1 / N))
+        return gx, None
+
+
+def softmax_cross_entropy(x, t):
+    return SoftmaxCrossEntropy()(x, t)
+
+
+class SigmoidCrossEntropy(Function):
+    """y = -sum(t log(p) + (1 - t) log(1 - p)) / N with p = sigmoid(x) and
+    N = len(x), computed stably as sum(max(x, 0) - x t + log(1 + exp(-|x|))) / N;
+    gx = gy * (sigmoid(x) - t) / N, gt = -gy * x / N."""
+
+    def forward(self, x, t):
+        xp = _xp(x)
+        t = t.astype(x.dtype, copy=False)
+        loss = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        return loss.sum() / x.dtype.type(len(x))
+
+    def backward(self, gy):
+        x, t = self.inputs
+        N = len(x)
+        g = gy * (1 / N)
+        tc = t.data.astype(x.dtype, copy=False)
+        gx = (sigmoid(x) - tc) * g
+        gt = -x * g if t.data.dtype.kind in 'fc' else None
+        return gx, gt
+
+
+def sigmoid_cross_entropy(x, t):
+    """Binary cross entropy of logits ``x`` against targets ``t`` in {0, 1}
+    (or probabilities), averaged over the first axis. ``t`` is reshaped to
+    x's shape when the ranks differ."""
+    if x.ndim != t.ndim:
+        t = t.reshape(*x.shape)
+    return SigmoidCrossEntropy()(x, t)
+
+
+def binary_cross_entropy(p, t):
+    """-sum(t log(p) + (1 - t) log(1 - p)) / N for probabilities ``p``
+    (clipped to [1e-15, 0.999] as in DeZero) and targets ``t``."""
+    if p.ndim != t.ndim:
+        t = t.reshape(*p.shape)
+    N = len(t)
+    p = clip(p, 1e-15, 0.999)
+    tlog_p = t * log(p) + (1 - t) * log(1 - p)
+    return -1 * sum(tlog_p) / N
+
+
+# =============================================================================
+# Metrics
+# =============================================================================
+def accuracy(y, t):
+    """Fraction of rows where argmax(y, axis=1) equals the label t, as a 0-d
+    Variable. Not differentiable."""
+    y, t = as_variable(y), as_variable(t)
+    pred = y.data.argmax(axis=1).reshape(t.shape)
+    acc = (pred == t.data).mean()
+    return Variable(as_array(acc))
+
+
+# =============================================================================
+# embed_id / dropout / batch norm
+# =============================================================================
+def embed_id(x, W):
+    """Rows of W picked by the integer ids x: y = W[x];  gW = scatter-add of gy."""
+    if isinstance(x, Variable):
+        x = x.data
+    return get_item(W, x)
+
+
+def dropout(x, dropout_ratio=0.5):
+    """Inverted dropout. In training (``Config.train``) each element is kept
+    with probability 1 - r and scaled by 1 / (1 - r): y = x * mask / (1 - r),
+    gx = gy * mask / (1 - r). Outside training y = x."""
+    x = as_variable(x)
+    if not Config.train:
+        return x
+    xp = _xp(x)
+    mask = xp.random.rand(*x.shape) > dropout_ratio
+    if dropout_ratio >= 1.0:  # everything dropped: avoid 0 / 0
+        return x * xp.zeros(x.shape, dtype=x.dtype)
+    scale = xp.array(1.0 - dropout_ratio).astype(x.dtype)
+    return x * mask.astype(x.dtype) / scale
+
+
+class BatchNorm(Function):
+    """Batch normalisation over the batch axis (and H, W for 4-d input, per
+    channel): y = gamma * xc + beta with xc = (x - mean) / sqrt(var + eps).
+
+    In training the batch statistics are used and the running ``mean`` and
+    ``var`` arrays (given at construction) are updated in place:
+    mean <- decay * mean + (1 - decay) * batch_mean, likewise for var with
+    the unbiased batch variance. Gradients, with m the number averaged:
+    gbeta = sum(gy), ggamma = sum(xc * gy),
+    gx = gamma / sqrt(var + eps) * (gy - gbeta / m - xc * ggamma / m).
+    In test mode the running statistics are constants, so
+    gx = gy * gamma / sqrt(running_var + eps).
+    """
+
+    def __init__(self, mean, var, decay, eps):
+        self.avg_mean = mean
+        self.avg_var = var
+        self.decay = decay
+        self.eps = eps
+        self.inv_std = None
+        self._train = True
+        self._mean = None
+
+    def forward(self, x, gamma, beta):
+        if x.ndim not in (2, 4):
+            raise ValueError('batch norm takes 2-d (N, C) or 4-d (N, C, H, W) '
+                             'input, got shape {}'.format(x.shape))
+        x_ndim = x.ndim
+        if x_ndim == 4:
+            N, C, H, W = x.shape
+            x = x.transpose(0, 2, 3, 1).reshape(-1, C)
+        xp = _xp(x)
+
+        self._train = bool(Config.train)
+        if self._train:
+            mean = x.mean(axis=0)
+            var = x.var(axis=0)
+            inv_std = 1 / xp.sqrt(var + self.eps)
+            m = x.size // gamma.size
+            s = m - 1. if m - 1. > 1. else 1.
+            adjust = m / s  # unbiased variance for the running estimate
+            self.avg_mean *= self.decay
+            self.avg_mean += (1 - self.decay) * mean
+            self.avg_var *= self.decay
+            self.avg_var += (1 - self.decay) * adjust * var
+        else:
+            mean = self.avg_mean.copy()
+            inv_std = 1 / xp.sqrt(self.avg_var + self.eps)
+        self._mean = mean
+        self.inv_std = inv_std
+        y = gamma * ((x - mean) * inv_std) + beta
+
+        if x_ndim == 4:
+            y = y.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+        return y
+
+    def backward(self, gy):
+        x, gamma, beta = self.inputs
+        four_d = gy.ndim == 4
+        if four_d:
+            N, C, H, W = gy.shape
+            gy = gy.transpose(0, 2, 3, 1).reshape(-1, C)
+            x = x.transpose(0, 2, 3, 1).reshape(-1, C)
+        m = len(gy)
+
+        if self._train:
+            mean = sum(x, axis=0) / m
+        else:
+            mean = self._mean
+        xc = (x - mean) * self.inv_std
+        gbeta = sum(gy, axis=0)
+        ggamma = sum(xc * gy, axis=0)
+        if self._train:
+            gx = (gy - gbeta / m - xc * ggamma / m) * (gamma * self.inv_std)
+        else:
+            gx = gy * (gamma * self.inv_std)
+
+        if four_d:
+            gx = gx.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+        return gx, ggamma, gbeta
+
+
+def batch_nrom(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
+    """DeZero's (misspelled) batch normalisation; see :class:`BatchNorm`."""
+    return BatchNorm(mean, var, decay, eps)(x, gamma, beta)
+
+
+batch_norm = batch_nrom
+
+
+# =============================================================================
+# clip
+# =============================================================================
+class Clip(Function):
+    """y = min(max(x, x_min), x_max);  gx = gy * [x_min <= x <= x_max]."""
+
+    def __init__(self, x_min, x_max):
+        self.x_min = x_min
+        self.x_max = x_max
+
+    def forward(self, x):
+        return _xp(x).clip(x, self.x_min, self.x_max)
+
+    def backward(self, gy):
+        x, = self.inputs
+        mask = ((x.data >= self.x_min) * (x.data <= self.x_max)).astype(gy.dtype)
+        return gy * mask
+
+
+def clip(x, x_min, x_max):
+    return Clip(x_min, x_max)(x)
+
+
+# =============================================================================
+# conv2d and friends (written in functions_conv, which may be absent)
+# =============================================================================
+try:
+    from cydezero.functions_conv import (  # noqa: F401
+        average_pooling,
+        col2im,
+        conv2d,
+        conv2d_simple,
+        deconv2d,
+        im2col,
+        pooling,
+        pooling_simple,
+    )
+except ImportError:
+    pass
