@@ -1,0 +1,552 @@
+"""cydezero.functions: forward values against independent NumPy formulas,
+gradients against central differences (float64), second derivatives where
+DeZero can differentiate twice, train/test behaviour of dropout and batch
+norm, and parity with the dezero 0.0.13 package."""
+import numpy as np
+import pytest
+
+import cydezero
+import cydezero.functions as F
+from cydezero import Variable, using_config
+from cydezero import test_mode as inference_mode
+
+RNG = np.random.default_rng(0)
+
+
+# -----------------------------------------------------------------------------
+# helpers
+# -----------------------------------------------------------------------------
+def num_grads(f, arrays, eps=1e-6):
+    """Central-difference gradients of sum(f(*arrays)) for every input."""
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    grads = []
+    for k, a in enumerate(arrays):
+        g = np.zeros_like(a)
+        for idx in np.ndindex(*a.shape):
+            orig = a[idx]
+            a[idx] = orig + eps
+            hi = np.sum(_data(f(*arrays)))
+            a[idx] = orig - eps
+            lo = np.sum(_data(f(*arrays)))
+            a[idx] = orig
+            g[idx] = (hi - lo) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+def _data(y):
+    return y.data if isinstance(y, Variable) else y
+
+
+def bp_grads(f, arrays):
+    xs = [Variable(np.array(a, dtype=np.float64)) for a in arrays]
+    y = f(*xs)
+    y.backward()
+    return [x.grad.data if x.grad is not None else np.zeros_like(x.data) for x in xs]
+
+
+def assert_grads(f, *arrays, rtol=1e-5, atol=1e-7):
+    for k, (bp, num) in enumerate(zip(bp_grads(f, arrays), num_grads(f, arrays))):
+        assert bp.shape == num.shape, k
+        np.testing.assert_allclose(bp, num, rtol=rtol, atol=atol,
+                                   err_msg='input {}'.format(k))
+
+
+def second_grad(f, x):
+    """Backprop and numerical second derivative: d/dx sum(d/dx sum f(x))."""
+    xv = Variable(np.array(x, dtype=np.float64))
+    y = f(xv)
+    y.backward(create_graph=True)
+    gx = xv.grad
+    xv.cleargrad()
+    gx.backward()
+    bp = xv.grad.data
+
+    def first(a):
+        v = Variable(np.array(a, dtype=np.float64))
+        f(v).backward()
+        return v.grad.data
+
+    num, = num_grads(first, [x], eps=1e-5)
+    return bp, num
+
+
+def randn(*shape):
+    return RNG.standard_normal(shape)
+
+
+def away_from(values, shape, margin=0.05):
+    """Random values none of which is within ``margin`` of a kink in ``values``."""
+    a = randn(*shape)
+    for v in values:
+        close = np.abs(a - v) < margin
+        a[close] += np.sign(a[close] - v + 1e-12) * 2 * margin
+    return a
+
+
+def np_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def np_softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# -----------------------------------------------------------------------------
+# gradients against numerical differentiation, forward against NumPy
+# -----------------------------------------------------------------------------
+LABELS = np.array([2, 0, 1, 1])
+
+# (name, cydezero function of arrays, numpy reference or None, input arrays)
+CASES = [
+    ('sigmoid', F.sigmoid, np_sigmoid, [randn(3, 4)]),
+    ('sigmoid_1d', F.sigmoid, np_sigmoid, [randn(5)]),
+    ('sigmoid_simple', F.sigmoid_simple, np_sigmoid, [randn(2, 3)]),
+    ('relu', F.relu, lambda x: np.where(x > 0, x, 0), [away_from([0], (3, 4))]),
+    ('leaky_relu', F.leaky_relu, lambda x: np.where(x > 0, x, 0.2 * x),
+     [away_from([0], (4, 3))]),
+    ('leaky_relu_slope', lambda x: F.leaky_relu(x, 0.05),
+     lambda x: np.where(x > 0, x, 0.05 * x), [away_from([0], (6,))]),
+    ('softmax', F.softmax, lambda x: np_softmax(x, 1), [randn(3, 4)]),
+    ('softmax_axis0', lambda x: F.softmax(x, axis=0), lambda x: np_softmax(x, 0),
+     [randn(3, 4)]),
+    ('softmax_3d', lambda x: F.softmax(x, axis=-1), lambda x: np_softmax(x, -1),
+     [randn(2, 3, 4)]),
+    ('softmax_weighted', lambda x: F.softmax(x) * np.arange(4.0),
+     lambda x: np_softmax(x, 1) * np.arange(4.0), [randn(3, 4)]),
+    ('softmax_simple', F.softmax_simple, lambda x: np_softmax(x, 1), [randn(3, 4)]),
+    ('log_softmax', F.log_softmax, lambda x: np.log(np_softmax(x, 1)), [randn(3, 5)]),
+    ('log_softmax_weighted', lambda x: F.log_softmax(x, axis=0) * np.arange(5.0),
+     lambda x: np.log(np_softmax(x, 0)) * np.arange(5.0), [randn(3, 5)]),
+    ('clip', lambda x: F.clip(x, -0.5, 0.7), lambda x: np.minimum(np.maximum(x, -0.5), 0.7),
+     [away_from([-0.5, 0.7], (4, 4))]),
+    ('linear', F.linear, lambda x, W, b: x @ W + b, [randn(4, 3), randn(3, 2), randn(2)]),
+    ('linear_bias_row', F.linear, lambda x, W, b: x @ W + b,
+     [randn(4, 3), randn(3, 2), randn(1, 2)]),
+    ('linear_nobias', F.linear, lambda x, W: x @ W, [randn(4, 3), randn(3, 5)]),
+    ('linear_simple', F.linear_simple, lambda x, W, b: x @ W + b,
+     [randn(4, 3), randn(3, 2), randn(2)]),
+    ('mse', F.mean_squared_error, lambda a, b: ((a - b) ** 2).sum() / len(a),
+     [randn(5, 2), randn(5, 2)]),
+    ('mse_broadcast', F.mean_squared_error, lambda a, b: ((a - b) ** 2).sum() / len(a),
+     [randn(5, 2), randn(1, 2)]),
+    ('mse_simple', F.mean_squared_error_simple,
+     lambda a, b: ((a - b) ** 2).sum() / len(a), [randn(5, 1), randn(5, 1)]),
+    ('softmax_ce', lambda x: F.softmax_cross_entropy(x, LABELS),
+     lambda x: -np.log(np_softmax(x, 1))[np.arange(4), LABELS].mean(), [randn(4, 3)]),
+    ('softmax_ce_simple', lambda x: F.softmax_cross_entropy_simple(x, LABELS),
+     lambda x: -np.log(np_softmax(x, 1))[np.arange(4), LABELS].mean(), [randn(4, 3)]),
+    ('sigmoid_ce', lambda x: F.sigmoid_cross_entropy(x, np.array([[1], [0], [1]])),
+     lambda x: -(np.array([[1], [0], [1]]) * np.log(np_sigmoid(x))
+                 + (1 - np.array([[1], [0], [1]])) * np.log(1 - np_sigmoid(x))).sum() / 3,
+     [randn(3, 1)]),
+    ('sigmoid_ce_soft_t', F.sigmoid_cross_entropy,
+     lambda x, t: -(t * np.log(np_sigmoid(x)) + (1 - t) * np.log(1 - np_sigmoid(x))).sum() / 4,
+     [randn(4, 2), RNG.uniform(0.1, 0.9, (4, 2))]),
+    ('binary_ce', lambda p: F.binary_cross_entropy(p, np.array([1, 0, 1, 0])),
+     lambda p: -(np.array([1, 0, 1, 0]) * np.log(p)
+                 + (1 - np.array([1, 0, 1, 0])) * np.log(1 - p)).sum() / 4,
+     [RNG.uniform(0.1, 0.9, 4)]),
+    ('average', F.average, np.mean, [randn(3, 4)]),
+    ('average_axis', lambda x: F.average(x, axis=1, keepdims=True),
+     lambda x: x.mean(axis=1, keepdims=True), [randn(3, 4)]),
+    ('average_axes', lambda x: F.average(x, axis=(0, 2)), lambda x: x.mean(axis=(0, 2)),
+     [randn(2, 3, 4)]),
+    ('expand_dims', lambda x: F.expand_dims(x, 1) * np.arange(1.0, 4.0).reshape(1, 1, 3),
+     lambda x: np.expand_dims(x, 1) * np.arange(1.0, 4.0).reshape(1, 1, 3), [randn(2, 3)]),
+    ('flatten', lambda x: F.flatten(x) * np.arange(12.0),
+     lambda x: x.reshape(2, -1) * np.arange(12.0), [randn(2, 3, 4)]),
+    ('embed_id', lambda W: F.embed_id(np.array([[0, 2], [2, 3]]), W) * 1.5,
+     lambda W: W[np.array([[0, 2], [2, 3]])] * 1.5, [randn(4, 3)]),
+    ('tanh', F.tanh, np.tanh, [randn(3, 2)]),
+    ('exp_log', lambda x: F.log(F.exp(x) + 1), lambda x: np.log(np.exp(x) + 1), [randn(3)]),
+    ('sin_cos', lambda x: F.sin(x) * F.cos(x), lambda x: np.sin(x) * np.cos(x), [randn(2, 2)]),
+    ('add_broadcast', F.add, np.add, [randn(3, 4), randn(4)]),
+    ('sub_broadcast', F.sub, np.subtract, [randn(3, 1), randn(1, 4)]),
+    ('mul_broadcast', F.mul, np.multiply, [randn(2, 3, 4), randn(3, 1)]),
+    ('div_broadcast', F.div, np.divide, [randn(3, 4), RNG.uniform(1, 2, (4,))]),
+    ('pow', lambda x: F.pow(x, 3), lambda x: x ** 3, [randn(3, 2)]),
+    ('matmul', F.matmul, np.matmul, [randn(3, 4), randn(4, 2)]),
+    ('sum_axis', lambda x: F.sum(x, axis=0) * np.arange(4.0),
+     lambda x: x.sum(axis=0) * np.arange(4.0), [randn(3, 4)]),
+    ('sum_to', lambda x: F.sum_to(x, (1, 4)) * np.arange(4.0),
+     lambda x: x.sum(axis=0, keepdims=True) * np.arange(4.0), [randn(3, 4)]),
+    ('broadcast_to', lambda x: F.broadcast_to(x, (3, 4)) * np.arange(12.0).reshape(3, 4),
+     lambda x: np.broadcast_to(x, (3, 4)) * np.arange(12.0).reshape(3, 4), [randn(1, 4)]),
+    ('transpose', lambda x: F.transpose(x, (2, 0, 1)) * np.arange(24.0).reshape(4, 2, 3),
+     lambda x: x.transpose(2, 0, 1) * np.arange(24.0).reshape(4, 2, 3), [randn(2, 3, 4)]),
+    ('max', lambda x: F.max(x, axis=1), lambda x: x.max(axis=1), [randn(3, 4)]),
+    ('min', lambda x: F.min(x, axis=0, keepdims=True), lambda x: x.min(axis=0, keepdims=True),
+     [randn(3, 4)]),
+    ('get_item', lambda x: F.get_item(x, (np.array([0, 0, 2]), slice(1, 3))),
+     lambda x: x[np.array([0, 0, 2]), 1:3], [randn(3, 4)]),
+]
+
+
+@pytest.mark.parametrize('name,f,ref,arrays', CASES, ids=[c[0] for c in CASES])
+def test_gradient_matches_numerical(name, f, ref, arrays):
+    assert_grads(f, *arrays)
+
+
+@pytest.mark.parametrize('name,f,ref,arrays', CASES, ids=[c[0] for c in CASES])
+def test_forward_matches_numpy(name, f, ref, arrays):
+    y = f(*[Variable(np.array(a)) for a in arrays])
+    assert isinstance(y, Variable)
+    assert isinstance(y.data, np.ndarray)
+    expected = np.asarray(ref(*arrays))
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y.data, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_forward_accepts_plain_arrays():
+    x = randn(2, 3)
+    for f in (F.sigmoid, F.relu, F.softmax, F.log_softmax, F.leaky_relu, F.flatten):
+        assert isinstance(f(x), Variable)
+
+
+@pytest.mark.parametrize('shape', [(2, 3), (3, 2, 2)])
+def test_batch_norm_gradients_train(shape):
+    C = shape[1] if len(shape) == 2 else 2
+    x = randn(*((4,) + shape[1:])) if len(shape) == 2 else randn(2, 2, 3, 3)
+    C = x.shape[1]
+    gamma, beta = RNG.uniform(0.5, 1.5, C), randn(C)
+    w = randn(*x.shape)  # weights so the loss is not invariant
+
+    def f(x, gamma, beta):
+        y = F.batch_norm(x, gamma, beta, np.zeros(C), np.ones(C))
+        return y * w
+
+    assert_grads(f, x, gamma, beta, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_gradients_test_mode():
+    x, gamma, beta = randn(5, 3), RNG.uniform(0.5, 1.5, 3), randn(3)
+    mean, var = randn(3), RNG.uniform(0.5, 2, 3)
+    w = randn(5, 3)
+
+    def f(x, gamma, beta):
+        with inference_mode():
+            return F.batch_nrom(x, gamma, beta, mean.copy(), var.copy()) * w
+
+    assert_grads(f, x, gamma, beta)
+    y = f(Variable(x), Variable(gamma), Variable(beta))
+    np.testing.assert_allclose(
+        y.data, (gamma * (x - mean) / np.sqrt(var + 2e-5) + beta) * w, rtol=1e-12)
+
+
+def test_dropout_gradient_with_fixed_mask():
+    def f(x):
+        np.random.seed(5)
+        return F.dropout(x, 0.3) * np.arange(12.0).reshape(3, 4)
+
+    assert_grads(f, randn(3, 4))
+
+
+# -----------------------------------------------------------------------------
+# second derivatives (create_graph)
+# -----------------------------------------------------------------------------
+SECOND = [
+    ('tanh', F.tanh, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+    ('sigmoid', F.sigmoid, lambda x: np_sigmoid(x) * (1 - np_sigmoid(x)) * (1 - 2 * np_sigmoid(x))),
+    ('exp', F.exp, np.exp),
+    ('sin', F.sin, lambda x: -np.sin(x)),
+    ('log', lambda x: F.log(x * x + 1), lambda x: (2 - 2 * x ** 2) / (x ** 2 + 1) ** 2),
+    ('sigmoid_simple', F.sigmoid_simple,
+     lambda x: np_sigmoid(x) * (1 - np_sigmoid(x)) * (1 - 2 * np_sigmoid(x))),
+    ('pow', lambda x: x ** 4, lambda x: 12 * x ** 2),
+]
+
+
+@pytest.mark.parametrize('name,f,d2', SECOND, ids=[s[0] for s in SECOND])
+def test_second_derivative_elementwise(name, f, d2):
+    x = randn(2, 3)
+    bp, num = second_grad(f, x)
+    np.testing.assert_allclose(bp, d2(x), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bp, num, rtol=1e-4, atol=1e-6)
+
+
+SECOND_VECTOR = [
+    ('softmax', lambda x: F.softmax(x) * np.arange(4.0)),
+    ('log_softmax', lambda x: F.log_softmax(x) * np.arange(4.0)),
+    ('softmax_ce', lambda x: F.softmax_cross_entropy(x, np.array([0, 3, 1]))),
+    ('sigmoid_ce', lambda x: F.sigmoid_cross_entropy(x, np.array([[1, 0, 0, 1]] * 3))),
+    ('mse', lambda x: F.mean_squared_error(x ** 2, np.ones((3, 4)))),
+    ('linear', lambda x: F.sigmoid(F.linear(x, np.arange(8.0).reshape(4, 2) / 8, np.ones(2)))),
+    ('average', lambda x: F.average(x ** 3, axis=0)),
+]
+
+
+@pytest.mark.parametrize('name,f', SECOND_VECTOR, ids=[s[0] for s in SECOND_VECTOR])
+def test_second_derivative_numerical(name, f):
+    bp, num = second_grad(f, randn(3, 4))
+    np.testing.assert_allclose(bp, num, rtol=1e-4, atol=1e-6)
+
+
+def test_tanh_higher_order_like_the_book():
+    # DeZero's book: the 3rd derivative of tanh at 1.0 via repeated backward.
+    x = Variable(np.array(1.0))
+    y = F.tanh(x)
+    x.cleargrad()
+    y.backward(create_graph=True)
+    for _ in range(2):
+        gx = x.grad
+        x.cleargrad()
+        gx.backward(create_graph=True)
+    t = np.tanh(1.0)
+    expected = -2 * (1 - t ** 2) * (1 - 3 * t ** 2)
+    np.testing.assert_allclose(x.grad.data, expected, rtol=1e-12)
+
+
+# -----------------------------------------------------------------------------
+# numerical robustness
+# -----------------------------------------------------------------------------
+def test_softmax_and_log_softmax_are_stable():
+    x = np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1000.0, -1000.0]])
+    for f in (F.softmax, F.softmax_simple):
+        y = f(x).data
+        assert np.all(np.isfinite(y))
+        np.testing.assert_allclose(y, np_softmax(x, 1))
+    ls = F.log_softmax(x).data
+    assert np.all(np.isfinite(ls))
+    np.testing.assert_allclose(ls, np.log(np_softmax(x, 1)))
+    loss = F.softmax_cross_entropy(x, np.array([0, 1]))
+    assert np.isfinite(loss.data)
+
+
+def test_sigmoid_cross_entropy_is_finite_for_saturated_logits():
+    # float32 sigmoid(20) rounds to 1.0; DeZero gives nan here.
+    x = Variable(np.array([[20.0], [-30.0], [0.5]], dtype=np.float32))
+    t = np.array([[1], [0], [1]])
+    y = F.sigmoid_cross_entropy(x, t)
+    y.backward()
+    assert np.isfinite(y.data) and np.all(np.isfinite(x.grad.data))
+    xd = x.data.astype(np.float64)
+    expected = np.sum(np.maximum(xd, 0) - xd * t + np.log1p(np.exp(-np.abs(xd)))) / 3
+    np.testing.assert_allclose(y.data, expected, rtol=1e-6)
+    assert y.dtype == np.float32
+
+
+def test_float32_stays_float32():
+    x = Variable(randn(3, 4).astype(np.float32))
+    t = np.array([0, 1, 2])
+    for y in (F.sigmoid(x), F.relu(x), F.softmax(x), F.log_softmax(x), F.leaky_relu(x),
+              F.softmax_cross_entropy(x, t), F.clip(x, -1, 1), F.dropout(x),
+              F.linear(x, np.ones((4, 2), np.float32), np.ones(2, np.float32))):
+        assert y.dtype == np.float32
+        y.backward()
+        assert x.grad.dtype == np.float32
+        x.cleargrad()
+
+
+# -----------------------------------------------------------------------------
+# dropout, batch norm, accuracy
+# -----------------------------------------------------------------------------
+def test_dropout_train_and_test_mode():
+    x = Variable(np.ones((200, 50)))
+    with inference_mode():
+        assert F.dropout(x, 0.4) is x
+    with using_config('train', True):
+        y = F.dropout(x, 0.4).data
+    kept = y != 0
+    assert 0.55 < kept.mean() < 0.65
+    np.testing.assert_allclose(y[kept], 1 / 0.6)
+    np.testing.assert_allclose(F.dropout(x, 0.0).data, 1.0)
+    assert np.all(F.dropout(x, 1.0).data == 0)
+
+
+def test_dropout_gradient_is_mask_over_scale():
+    x = Variable(randn(10, 10))
+    y = F.dropout(x, 0.5)
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, (y.data != 0) * 2.0)
+
+
+def test_batch_norm_train_updates_running_stats_in_place():
+    x = randn(6, 3) * 2 + 1
+    gamma, beta = np.ones(3), np.zeros(3)
+    mean, var = np.zeros(3), np.ones(3)
+    mean_id = id(mean)
+    y = F.batch_nrom(x, gamma, beta, mean, var, decay=0.9)
+    np.testing.assert_allclose(y.data, (x - x.mean(0)) / np.sqrt(x.var(0) + 2e-5), rtol=1e-12)
+    np.testing.assert_allclose(mean, 0.1 * x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(var, 0.9 + 0.1 * x.var(0, ddof=1), rtol=1e-12)
+    assert id(mean) == mean_id
+
+
+def test_batch_norm_test_mode_uses_running_stats_and_keeps_them():
+    x = randn(6, 3)
+    mean, var = randn(3), RNG.uniform(1, 2, 3)
+    m0, v0 = mean.copy(), var.copy()
+    with inference_mode():
+        y = F.batch_norm(x, np.full(3, 2.0), np.full(3, 0.5), mean, var)
+    np.testing.assert_allclose(y.data, 2 * (x - m0) / np.sqrt(v0 + 2e-5) + 0.5, rtol=1e-12)
+    np.testing.assert_array_equal(mean, m0)
+    np.testing.assert_array_equal(var, v0)
+
+
+def test_batch_norm_4d_normalises_per_channel():
+    x = randn(4, 3, 2, 2) * 3 + 2
+    y = F.batch_norm(x, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3)).data
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-4)
+    with pytest.raises(ValueError):
+        F.batch_norm(randn(2, 3, 4), np.ones(3), np.zeros(3), np.zeros(3), np.ones(3))
+
+
+def test_accuracy():
+    y = np.array([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    t = np.array([1, 0, 0, 2])
+    acc = F.accuracy(y, t)
+    assert isinstance(acc, Variable)
+    assert acc.shape == ()
+    assert float(acc.data) == 0.5
+    assert float(F.accuracy(Variable(y), Variable(t)).data) == 0.5
+
+
+def test_softmax_cross_entropy_labels_get_no_gradient():
+    x, t = Variable(randn(3, 4)), Variable(np.array([0, 1, 3]))
+    F.softmax_cross_entropy(x, t).backward()
+    assert t.grad is None
+    assert x.grad.shape == (3, 4)
+
+
+def test_no_graph_under_no_grad():
+    x = Variable(randn(2, 3))
+    with cydezero.no_grad():
+        for y in (F.sigmoid(x), F.softmax(x), F.relu(x), F.linear(x, randn(3, 2))):
+            assert y.creator is None
+
+
+# -----------------------------------------------------------------------------
+# the module's names
+# -----------------------------------------------------------------------------
+def test_reexports_core_and_aliases():
+    from cydezero import _core
+    for name in ['Variable', 'Function', 'as_array', 'as_variable', 'Add', 'Sub', 'Mul',
+                 'Div', 'Neg', 'Pow', 'Sin', 'Cos', 'Tanh', 'Exp', 'Log', 'Reshape',
+                 'Transpose', 'Sum', 'SumTo', 'BroadcastTo', 'MatMul', 'GetItem',
+                 'GetItemGrad', 'Max', 'Min', 'add', 'sub', 'rsub', 'mul', 'div', 'rdiv',
+                 'neg', 'pow', 'sin', 'cos', 'tanh', 'exp', 'log', 'reshape', 'transpose',
+                 'sum', 'sum_to', 'broadcast_to', 'matmul', 'get_item', 'max', 'min']:
+        assert getattr(F, name) is getattr(_core, name), name
+    assert F.batch_norm is F.batch_nrom
+    for name in ['Linear', 'Sigmoid', 'ReLU', 'Softmax', 'LogSoftmax', 'LeakyReLU',
+                 'MeanSquaredError', 'SoftmaxCrossEntropy', 'BatchNorm', 'Clip']:
+        assert issubclass(getattr(F, name), F.Function)
+
+
+def test_conv_names_reexported_when_functions_conv_exists():
+    conv = pytest.importorskip('cydezero.functions_conv')
+    for name in ['conv2d', 'deconv2d', 'conv2d_simple', 'pooling', 'pooling_simple',
+                 'average_pooling', 'im2col', 'col2im']:
+        assert getattr(F, name) is getattr(conv, name)
+
+
+# -----------------------------------------------------------------------------
+# parity with dezero 0.0.13
+# -----------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def dz():
+    if not hasattr(np, 'int'):
+        np.int = int  # dezero 0.0.13 uses np.int, gone in NumPy 2
+    dezero = pytest.importorskip('dezero')
+    import dezero.functions as DF
+    return dezero, DF
+
+
+PARITY = [
+    ('sigmoid', lambda M, x: M.sigmoid(x), [randn(3, 4)]),
+    ('sigmoid_simple', lambda M, x: M.sigmoid_simple(x), [randn(3, 4)]),
+    ('relu', lambda M, x: M.relu(x), [randn(3, 4)]),
+    ('leaky_relu', lambda M, x: M.leaky_relu(x, 0.1), [randn(3, 4)]),
+    ('softmax', lambda M, x: M.softmax(x) * np.arange(4.0), [randn(3, 4)]),
+    ('softmax_axis0', lambda M, x: M.softmax(x, axis=0) * np.arange(4.0), [randn(3, 4)]),
+    ('softmax_simple', lambda M, x: M.softmax_simple(x) * np.arange(4.0), [randn(3, 4)]),
+    ('log_softmax', lambda M, x: M.log_softmax(x) * np.arange(4.0), [randn(3, 4)]),
+    ('clip', lambda M, x: M.clip(x, -0.3, 0.4), [randn(3, 4)]),
+    ('linear', lambda M, x, W, b: M.linear(x, W, b), [randn(4, 3), randn(3, 2), randn(2)]),
+    ('linear_nobias', lambda M, x, W: M.linear(x, W), [randn(4, 3), randn(3, 2)]),
+    ('linear_simple', lambda M, x, W, b: M.linear_simple(x, W, b),
+     [randn(4, 3), randn(3, 2), randn(2)]),
+    ('mse', lambda M, a, b: M.mean_squared_error(a, b), [randn(5, 2), randn(5, 2)]),
+    ('mse_simple', lambda M, a, b: M.mean_squared_error_simple(a, b), [randn(5, 2), randn(5, 2)]),
+    ('softmax_ce', lambda M, x: M.softmax_cross_entropy(x, LABELS), [randn(4, 3)]),
+    ('softmax_ce_simple', lambda M, x: M.softmax_cross_entropy_simple(x, LABELS), [randn(4, 3)]),
+    ('sigmoid_ce', lambda M, x: M.sigmoid_cross_entropy(x, np.array([1, 0, 1])), [randn(3, 1)]),
+    ('binary_ce', lambda M, p: M.binary_cross_entropy(M.sigmoid(p), np.array([1, 0, 1, 1])),
+     [randn(4)]),
+    ('expand_dims', lambda M, x: M.expand_dims(x, 0) * 2.0, [randn(3, 4)]),
+    ('flatten', lambda M, x: M.flatten(x) * np.arange(12.0).reshape(2, 6), [randn(2, 3, 2)]),
+    ('embed_id', lambda M, W: M.embed_id(np.array([1, 1, 3]), W) * 3.0, [randn(4, 2)]),
+    ('max', lambda M, x: M.max(x, axis=1), [randn(3, 4)]),
+    ('batch_nrom', lambda M, x, g, b: M.batch_nrom(x, g, b, np.zeros(3), np.ones(3))
+     * np.arange(12.0).reshape(4, 3), [randn(4, 3), randn(3), randn(3)]),
+    ('batch_nrom_4d', lambda M, x, g, b: M.batch_nrom(x, g, b, np.zeros(2), np.ones(2))
+     * np.arange(24.0).reshape(3, 2, 2, 2), [randn(3, 2, 2, 2), randn(2), randn(2)]),
+    ('add', lambda M, a, b: M.add(a, b), [randn(3, 4), randn(4)]),
+    ('matmul', lambda M, a, b: M.matmul(a, b), [randn(3, 4), randn(4, 2)]),
+]
+
+
+@pytest.mark.parametrize('name,build,arrays', PARITY, ids=[p[0] for p in PARITY])
+def test_parity_with_dezero(dz, name, build, arrays):
+    dezero, DF = dz
+    results = []
+    for mod, Var in ((F, Variable), (DF, dezero.Variable)):
+        xs = [Var(a.copy()) for a in arrays]
+        y = build(mod, *xs)
+        y = mod.sum(y) if y.ndim else y
+        y.backward()
+        results.append((y.data, [x.grad.data for x in xs]))
+    (y0, g0), (y1, g1) = results
+    np.testing.assert_allclose(y0, y1, rtol=1e-10, atol=1e-12)
+    for a, b in zip(g0, g1):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_parity_dropout_same_seed(dz):
+    dezero, DF = dz
+    x = randn(5, 6).astype(np.float32)
+    np.random.seed(3)
+    a = F.dropout(Variable(x), 0.3).data
+    np.random.seed(3)
+    b = DF.dropout(dezero.Variable(x), 0.3).data
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == b.dtype
+
+
+def test_parity_batch_norm_running_stats(dz):
+    dezero, DF = dz
+    x = randn(8, 3)
+    stats = [[np.zeros(3), np.ones(3)], [np.zeros(3), np.ones(3)]]
+    for _ in range(3):
+        F.batch_nrom(x, np.ones(3), np.zeros(3), *stats[0])
+        DF.batch_nrom(x, np.ones(3), np.zeros(3), *stats[1])
+    np.testing.assert_allclose(stats[0][0], stats[1][0], rtol=1e-12)
+    np.testing.assert_allclose(stats[0][1], stats[1][1], rtol=1e-12)
+    with inference_mode(), dezero.test_mode():
+        a = F.batch_nrom(x, np.ones(3), np.zeros(3), *stats[0]).data
+        b = DF.batch_nrom(x, np.ones(3), np.zeros(3), *stats[1]).data
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_parity_accuracy(dz):
+    _, DF = dz
+    y, t = randn(10, 4), RNG.integers(0, 4, 10)
+    assert float(F.accuracy(y, t).data) == float(DF.accuracy(y, t).data)
+
+
+def test_parity_second_derivative_tanh(dz):
+    dezero, DF = dz
+    out = []
+    for mod, Var in ((F, Variable), (DF, dezero.Variable)):
+        x = Var(np.array([0.3, -1.2]))
+        y = mod.tanh(x)
+        y.backward(create_graph=True)
+        for _ in range(3):
+            gx = x.grad
+            x.cleargrad()
+            gx.backward(create_graph=True)
+        out.append(x.grad.data)
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-12)
