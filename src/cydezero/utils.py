@@ -117,7 +117,8 @@ def logsumexp(x, axis=1):
     # A slice that is all -inf (or inf) would give nan in x - m; shift by 0.
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
     s = xp.exp(x - m).sum(axis=axis, keepdims=True)
-    return m + xp.log(s)
+    with np.errstate(divide='ignore'):  # log(0) = -inf for an all -inf slice
+        return m + xp.log(s)
 
 
 # =============================================================================
