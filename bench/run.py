@@ -27,59 +27,59 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import workloads as W  # noqa: E402
+import workloads as W
 
 PEERS = ("cydezero", "dezero", "torch", "numpy")
 
 # name -> spec.  sizes: (full, quick, tiny); overhead: torch runs 1 thread.
 # compare: peers must agree on the returned value (rtol) or it is flagged.
 WORKLOADS = {
-    "chain": dict(
-        desc="2000 links of y = (sin(y) + y) * 0.5 on a 0-d float64, "
+    "chain": {
+        "desc": "2000 links of y = (sin(y) + y) * 0.5 on a 0-d float64, "
              "forward+backward",
-        dz=W.dz_chain, torch=W.torch_chain, numpy=W.np_chain,
-        sizes=([2000], [2000], [50]), rtol=1e-9, overhead=True, quick=True),
-    "wide": dict(
-        desc="x feeds n branches sin(x * c_i) summed by a chain of adds",
-        dz=W.dz_wide, torch=W.torch_wide, numpy=W.np_wide,
-        sizes=([1500, 3000, 6000], [500, 1500], [20, 40]), rtol=1e-9,
-        overhead=True, quick=True),
-    "deep": dict(
-        desc="n multiplications y = y * 1.0000001, forward+backward; "
+        "dz": W.dz_chain, "torch": W.torch_chain, "numpy": W.np_chain,
+        "sizes": ([2000], [2000], [50]), "rtol": 1e-9, "overhead": True, "quick": True},
+    "wide": {
+        "desc": "x feeds n branches sin(x * c_i) summed by a chain of adds",
+        "dz": W.dz_wide, "torch": W.torch_wide, "numpy": W.np_wide,
+        "sizes": ([1500, 3000, 6000], [500, 1500], [20, 40]), "rtol": 1e-9,
+        "overhead": True, "quick": True},
+    "deep": {
+        "desc": "n multiplications y = y * 1.0000001, forward+backward; "
              "plus bytes/node of the live graph (tracemalloc)",
-        dz=W.dz_deep, torch=W.torch_deep, numpy=W.np_deep,
-        sizes=([1000, 10000, 100000, 1000000], [1000, 10000], [100, 1000]),
-        cydezero_only_above=100000, rtol=1e-9, overhead=True, quick=True,
-        memory=True),
-    "rosenbrock": dict(
-        desc="n gradient-descent steps on Rosenbrock, scalar Variables, "
+        "dz": W.dz_deep, "torch": W.torch_deep, "numpy": W.np_deep,
+        "sizes": ([1000, 10000, 100000, 1000000], [1000, 10000], [100, 1000]),
+        "cydezero_only_above": 100000, "rtol": 1e-9, "overhead": True, "quick": True,
+        "memory": True},
+    "rosenbrock": {
+        "desc": "n gradient-descent steps on Rosenbrock, scalar Variables, "
              "x0=0, x1=2, lr=0.001",
-        dz=W.dz_rosenbrock, torch=W.torch_rosenbrock, numpy=W.np_rosenbrock,
-        sizes=([2000], [500], [20]), rtol=1e-9, overhead=True, quick=True),
-    "higher_order": dict(
-        desc="n-th derivative (n=5) of tanh at x=1: repeated backward on "
+        "dz": W.dz_rosenbrock, "torch": W.torch_rosenbrock, "numpy": W.np_rosenbrock,
+        "sizes": ([2000], [500], [20]), "rtol": 1e-9, "overhead": True, "quick": True},
+    "higher_order": {
+        "desc": "n-th derivative (n=5) of tanh at x=1: repeated backward on "
              "x.grad with create_graph",
-        dz=W.dz_higher, torch=W.torch_higher, numpy=W.np_higher,
-        sizes=([5], [5], [3]), rtol=1e-9, overhead=True, quick=True),
-    "mlp_small": dict(
-        desc="1-10-1 sigmoid MLP, n SGD steps (lr 0.2) on 100 points",
-        dz=W.dz_mlp_small, torch=W.torch_mlp_small, numpy=W.np_mlp_small,
-        sizes=([1000], [200], [5]), rtol=1e-6, overhead=True, quick=True),
-    "mlp_large": dict(
-        desc="784-1000-10 ReLU MLP, softmax CE, batch 256 float32, n SGD "
+        "dz": W.dz_higher, "torch": W.torch_higher, "numpy": W.np_higher,
+        "sizes": ([5], [5], [3]), "rtol": 1e-9, "overhead": True, "quick": True},
+    "mlp_small": {
+        "desc": "1-10-1 sigmoid MLP, n SGD steps (lr 0.2) on 100 points",
+        "dz": W.dz_mlp_small, "torch": W.torch_mlp_small, "numpy": W.np_mlp_small,
+        "sizes": ([1000], [200], [5]), "rtol": 1e-6, "overhead": True, "quick": True},
+    "mlp_large": {
+        "desc": "784-1000-10 ReLU MLP, softmax CE, batch 256 float32, n SGD "
              "steps (compute bound: torch uses all cores)",
-        dz=W.dz_mlp_large, torch=W.torch_mlp_large, numpy=W.np_mlp_large,
-        sizes=([20], [3], [1]), rtol=1e-3, overhead=False, quick=False),
-    "conv": dict(
-        desc="conv3x3(16, pad 1)-relu-maxpool2-linear(10), batch 32x1x28x28 "
+        "dz": W.dz_mlp_large, "torch": W.torch_mlp_large, "numpy": W.np_mlp_large,
+        "sizes": ([20], [3], [1]), "rtol": 1e-3, "overhead": False, "quick": False},
+    "conv": {
+        "desc": "conv3x3(16, pad 1)-relu-maxpool2-linear(10), batch 32x1x28x28 "
              "float32, n SGD steps",
-        dz=W.dz_conv, torch=W.torch_conv, numpy=None,
-        sizes=([10], [2], [1]), rtol=1e-3, overhead=False, quick=False),
-    "spiral": dict(
-        desc="MLP((10, 3)) + Adam + DataLoader(batch 30) over Spiral (300 "
+        "dz": W.dz_conv, "torch": W.torch_conv, "numpy": None,
+        "sizes": ([10], [2], [1]), "rtol": 1e-3, "overhead": False, "quick": False},
+    "spiral": {
+        "desc": "MLP((10, 3)) + Adam + DataLoader(batch 30) over Spiral (300 "
              "points), n epochs",
-        dz=W.dz_spiral, torch=W.torch_spiral, numpy=W.np_spiral,
-        sizes=([30], [5], [1]), rtol=None, overhead=True, quick=True),
+        "dz": W.dz_spiral, "torch": W.torch_spiral, "numpy": W.np_spiral,
+        "sizes": ([30], [5], [1]), "rtol": None, "overhead": True, "quick": True},
 }
 
 
@@ -94,13 +94,13 @@ def load_peers():
         try:
             ns = W.load_dz(name)
             peers[name] = (ns, ns.version)
-        except Exception as e:  # ImportError or a broken install
-            peers[name] = (None, "missing (%s: %s)" % (type(e).__name__, e))
+        except Exception as e:  # noqa: BLE001 (ImportError or a broken install)
+            peers[name] = (None, f"missing ({type(e).__name__}: {e})")
     try:
         import torch
         peers["torch"] = (torch, torch.__version__)
-    except Exception as e:
-        peers["torch"] = (None, "missing (%s: %s)" % (type(e).__name__, e))
+    except Exception as e:  # noqa: BLE001 (reported, not raised)
+        peers["torch"] = (None, f"missing ({type(e).__name__}: {e})")
     peers["numpy"] = (np, np.__version__)
     return peers
 
@@ -147,17 +147,17 @@ def blas_info():
         deps = cfg.get("Build Dependencies", {})
         return {k: {kk: deps[k].get(kk) for kk in ("name", "version")}
                 for k in ("blas", "lapack") if k in deps}
-    except Exception as e:  # older numpy: no mode=
-        return "unknown (%s)" % e
+    except Exception as e:  # noqa: BLE001 (reported, not raised)  # older numpy: no mode=
+        return f"unknown ({e})"
 
 
 def git_rev():
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                              cwd=HERE, capture_output=True, text=True,
-                             timeout=10)
+                             timeout=10, check=False)
         return out.stdout.strip() or None
-    except Exception:
+    except Exception:  # noqa: BLE001 (no git: no revision)
         return None
 
 
@@ -186,8 +186,8 @@ def quantiles(ts):
         q1, _, q3 = statistics.quantiles(ts, n=4, method="inclusive")
     else:
         q1, q3 = ts[0], ts[-1]
-    return dict(median_s=statistics.median(ts), min_s=ts[0], max_s=ts[-1],
-                q1_s=q1, q3_s=q3)
+    return {"median_s": statistics.median(ts), "min_s": ts[0], "max_s": ts[-1],
+                "q1_s": q1, "q3_s": q3}
 
 
 def set_torch_threads(torch, spec):
@@ -233,7 +233,7 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
         runners, results = {}, {}
         for peer in PEERS:
             handle, info = peers[peer]
-            row = dict(workload=name, n=n, peer=peer)
+            row = {"workload": name, "n": n, "peer": peer}
             results[peer] = row
             if handle is None:
                 row.update(status="missing", reason=info)
@@ -241,7 +241,7 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
             lim = spec.get("cydezero_only_above")
             if lim is not None and n > lim and peer != "cydezero":
                 row.update(status="skipped",
-                           reason="size above %d runs for cydezero only" % lim)
+                           reason=f"size above {lim} runs for cydezero only")
                 continue
             try:
                 runners[peer] = make_runner(spec, peer, handle, n)
@@ -259,9 +259,9 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
                 row.update(status="not yet available", reason=str(e))
                 del runners[peer]
                 continue
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 (reported, not raised)
                 row.update(status="error",
-                           reason="%s: %s" % (type(e).__name__, e))
+                           reason=f"{type(e).__name__}: {e}")
                 del runners[peer]
                 continue
             if not spec["overhead"]:
@@ -283,9 +283,9 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
                 row = results[peer]
                 try:
                     dt, _ = timed(runners[peer])
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 (reported, not raised)
                     row.update(status="error",
-                               reason="%s: %s" % (type(e).__name__, e))
+                               reason=f"{type(e).__name__}: {e}")
                     order = [p for p in order if p != peer]
                     continue
                 row["times_s"].append(dt)
@@ -318,10 +318,10 @@ def print_progress(name, n, results):
     for peer in PEERS:
         row = results[peer]
         if row.get("status") == "ok":
-            parts.append("%s %s" % (peer, fmt_t(row["median_s"])))
+            parts.append("{} {}".format(peer, fmt_t(row["median_s"])))
         else:
-            parts.append("%s %s" % (peer, row.get("status")))
-    print("  %-13s n=%-8d %s" % (name, n, " | ".join(parts)), flush=True)
+            parts.append("{} {}".format(peer, row.get("status")))
+    print(f"  {name:<13} n={n:<8} {' | '.join(parts)}", flush=True)
 
 
 # ----------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def fmt_t(s):
     if s is None:
         return "-"
     if s >= 1:
-        return "%.2f s" % s
+        return f"{s:.2f} s"
     if s >= 1e-3:
         return "%.1f ms" % (s * 1e3)
     return "%.0f us" % (s * 1e6)
@@ -343,7 +343,7 @@ def cell(row):
     if st == "ok":
         spread = (row["q3_s"] - row["q1_s"]) / row["median_s"] * 100
         flag = "" if row.get("agrees", True) else " (!)"
-        return "%s ±%.0f%%%s" % (fmt_t(row["median_s"]), spread / 2, flag)
+        return "{} ±{:.0f}%{}".format(fmt_t(row["median_s"]), spread / 2, flag)
     return {"missing": "missing", "not yet available": "not yet",
             "n/a": "n/a", "skipped": "-", "error": "ERROR"}.get(st, st)
 
@@ -358,8 +358,8 @@ def ratios(rows):
         for peer in PEERS[1:]:
             p = d.get(peer, {})
             if cz.get("status") == "ok" and p.get("status") == "ok":
-                out.append(dict(workload=wl, n=n, peer=peer,
-                                ratio=cz["median_s"] / p["median_s"]))
+                out.append({"workload": wl, "n": n, "peer": peer,
+                                "ratio": cz["median_s"] / p["median_s"]})
     return out
 
 
@@ -380,7 +380,7 @@ def table(rows, mem=True):
                 line.append("-")
         lines.append(line)
     widths = [max(len(x) for x in col) for col in zip(hdr, *lines)]
-    fmt = " | ".join("%%-%ds" % w for w in widths)
+    fmt = " | ".join(f"%-{w}s" for w in widths)
     out = [fmt % tuple(hdr), "-+-".join("-" * w for w in widths)]
     out += [fmt % tuple(line) for line in lines]
     memrows = [r for r in rows if "bytes_per_node" in r]
@@ -389,8 +389,8 @@ def table(rows, mem=True):
         out.append("deep graph memory (tracemalloc, graph alive, before "
                    "backward):")
         for r in memrows:
-            out.append("  %-9s n=%-8d %6.0f bytes/node" % (
-                r["peer"], r["n"], r["bytes_per_node"]))
+            out.append(f"  {r['peer']:<9} n={r['n']:<8} "
+                       f"{r['bytes_per_node']:6.0f} bytes/node")
     return "\n".join(out)
 
 
@@ -457,8 +457,7 @@ def main(argv=None):
         names = [s.strip() for s in args.only.split(",") if s.strip()]
         bad = [s for s in names if s not in WORKLOADS]
         if bad:
-            ap.error("unknown workload(s) %s; known: %s"
-                     % (",".join(bad), ",".join(WORKLOADS)))
+            ap.error("unknown workload(s) {}; known: {}".format(",".join(bad), ",".join(WORKLOADS)))
     elif args.quick:
         names = [k for k, v in WORKLOADS.items() if v["quick"]]
     else:
@@ -480,10 +479,10 @@ def main(argv=None):
                 gc=("disabled during timing (--no-gc)" if args.no_gc else
                     "enabled during timing")
                 + "; gc.collect() before each run; gc.freeze() after imports")
-    print("cydezero bench: python %s, numpy %s, %s x%s" % (
+    print("cydezero bench: python {}, numpy {}, {} x{}".format(
         meta["python"], meta["numpy"], meta["cpu"], meta["cores"]))
     for k, v in meta["peers"].items():
-        print("  %-9s %s" % (k, v))
+        print(f"  {k:<9} {v}")
     t_start = time.perf_counter()
     rows = []
     for name in names:
@@ -497,7 +496,7 @@ def main(argv=None):
           "median / X median (<1: cydezero faster); (!) = result disagrees")
     print(table(rows))
     os.makedirs(args.out, exist_ok=True)
-    doc = dict(meta=meta, results=rows, ratios=ratios(rows))
+    doc = {"meta": meta, "results": rows, "ratios": ratios(rows)}
     jpath = os.path.join(args.out, "latest.json")
     with open(jpath, "w") as f:
         json.dump(doc, f, indent=1, default=str)
@@ -506,7 +505,7 @@ def main(argv=None):
         p = plot(rows, os.path.join(args.out, "scaling.png"))
         if p:
             print("wrote", p)
-    print("elapsed %.1f s" % meta["elapsed_s"])
+    print("elapsed {:.1f} s".format(meta["elapsed_s"]))
     return 0
 
 

@@ -21,7 +21,7 @@ def run_bench(tmp_path, *args, env=None):
     proc = subprocess.run(
         [sys.executable, RUN, "--tiny", "--no-plot", "--out", str(out),
          *args],
-        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+        check=False, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out / "latest.json") as f:
         return json.load(f), proc.stdout
