@@ -637,3 +637,20 @@ def test_install_as_dezero_in_process():
             del sys.modules[k]
         sys.modules.update(saved)
         sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_DezeroAlias']
+
+
+def test_python_backward_returning_an_integer_gradient_for_a_float_input_is_refused():
+    class IntGrad(cydezero.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            return np.ones(gy.shape, dtype=np.int64)
+
+    x = Variable(np.array([1.0, 2.0]))
+    (x * 1.0).sum().backward()
+    before = x.grad.data.copy()
+    with pytest.raises(TypeError, match=r'IntGrad.backward returned a gradient of dtype int64 '
+                                        r'for input 0 of dtype float64'):
+        IntGrad()(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, before)

@@ -73,3 +73,25 @@ def test_grad_errors():
         cydezero.grad([x * 2], [x], grad_outputs=[None, None])
     with pytest.raises(ValueError, match=r'grad_outputs: expected an array of shape \(\)'):
         cydezero.grad([x * 2], [x], grad_outputs=[np.ones(3)])
+
+
+def test_grad_names_the_cut_when_an_input_sits_behind_unchain_backward():
+    x = Variable(np.array(2.0))
+    y = x * 3.0
+    z = y * y
+    z.unchain_backward()
+    with pytest.raises(ValueError, match=r'input 0 \(shape \(\)\) is not reachable.*cut by unchain'):
+        cydezero.grad(z, x)
+    assert x.grad is None
+
+
+def test_grad_of_an_unused_input_is_none():
+    x = Variable(np.array(2.0))
+    w = Variable(np.array(1.0))
+    assert cydezero.grad(x * 2.0, [x, w])[1] is None
+
+
+def test_grad_refuses_integer_inputs():
+    x = Variable(np.array(2))
+    with pytest.raises(TypeError, match=r'grad: input 0 has dtype int64'):
+        cydezero.grad(x * x, x)

@@ -13,12 +13,17 @@ cdef class Variable:
     # The gradient being accumulated for this variable during one backward
     # pass (an array, or a Variable under create_graph); None otherwise.
     cdef object _acc
-    # True when _acc is a buffer the engine allocated and nobody else holds,
-    # so further gradients may be added into it in place.
-    cdef bint _acc_owned
-    # True for variables the engine made from a constant (an array or scalar
-    # the user passed to a function): nobody can ask for their gradient.
-    cdef bint _const
+    # One-byte flags, packed so that they cost one word between them.
+    # _acc_owned: _acc is a buffer the engine allocated and nobody else
+    # holds, so further gradients may be added into it in place.
+    cdef unsigned char _acc_owned
+    # _const: needs no gradient (requires_grad is False): a constant the user
+    # passed to a function, a variable marked so, or what only they made.
+    cdef unsigned char _const
+    # _hooked: has gradient hooks (kept in a side table, see register_hook).
+    cdef unsigned char _hooked
+    # _cut: unchain()/unchain_backward() removed its creator.
+    cdef unsigned char _cut
     cdef object __weakref__
 
 

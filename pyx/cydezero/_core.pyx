@@ -19,6 +19,8 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.float cimport PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, realloc, free
 
+import linecache
+import os
 import sys
 import weakref
 
@@ -45,11 +47,13 @@ cdef extern from *:
     #endif
     static CDZ_TLS int cdz_backprop_off = 0;
     static CDZ_TLS int cdz_test_mode = 0;
+    static CDZ_TLS int cdz_anomaly = 0;
     """
     int cdz_backprop_off
     int cdz_test_mode
+    int cdz_anomaly
 
-_CONFIG_FLAGS = ('enable_backprop', 'train')
+_CONFIG_FLAGS = ('enable_backprop', 'train', 'detect_anomaly')
 
 
 def _config_get(str name):
@@ -58,16 +62,20 @@ def _config_get(str name):
         return not cdz_backprop_off
     if name == 'train':
         return not cdz_test_mode
+    if name == 'detect_anomaly':
+        return bool(cdz_anomaly)
     raise AttributeError(name)
 
 
 def _config_set(str name, value):
     """Write a per-thread configuration flag for the calling thread only."""
-    global cdz_backprop_off, cdz_test_mode
+    global cdz_backprop_off, cdz_test_mode, cdz_anomaly
     if name == 'enable_backprop':
         cdz_backprop_off = not value
     elif name == 'train':
         cdz_test_mode = not value
+    elif name == 'detect_anomaly':
+        cdz_anomaly = bool(value)
     else:
         raise AttributeError(name)
 
@@ -248,15 +256,48 @@ cdef class Variable:
     # Lets `ndarray + Variable` reach Variable.__radd__.
     __array_priority__ = 200
 
-    def __init__(self, data, name=None):
+    def __init__(self, data, name=None, *, requires_grad=None):
         if data is not None and not _is_array(data):
             raise TypeError('{} is not supported'.format(type(data)))
         self.data = data
         self.name = name
+        if requires_grad is not None:
+            self.requires_grad = requires_grad
 
     def __dealloc__(self):
         if self._creator is not None:
             self._creator._unlink(<PyObject*>self)
+        if self._hooked:
+            _hooks.pop(<Py_ssize_t><void*>self, None)
+
+    @property
+    def requires_grad(self):
+        """Whether backward computes a gradient for this variable (True
+        unless set False). What is computed only from variables that need
+        no gradient needs none either, and costs no backward work."""
+        return not self._const
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.data is not None and self.data.dtype.kind not in 'fc':
+            raise TypeError('requires_grad=True needs floating-point data, got dtype {} '
+                            '(shape {})'.format(self.data.dtype, self.data.shape))
+        self._const = not value
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this variable's gradient (a Variable)
+        once it is complete in each backward pass, before it flows further or
+        is stored in ``.grad``. A hook may return a replacement gradient of
+        the same shape, or None to keep it. Returns a handle whose
+        ``remove()`` unregisters the hook."""
+        if not callable(hook):
+            raise TypeError('register_hook: expected a callable, got {!r}'.format(type(hook)))
+        key = <Py_ssize_t><void*>self
+        _hooks.setdefault(key, {})
+        handle = HookHandle(self, key)
+        _hooks[key][handle.id] = hook
+        self._hooked = True
+        return handle
 
     # -- the array it holds ------------------------------------------------
     @property
@@ -293,6 +334,9 @@ cdef class Variable:
     def creator(self, Function func):
         if self._creator is not None:
             self._creator._unlink(<PyObject*>self)
+            self._cut = func is None
+        elif func is not None:
+            self._cut = False
         self._creator = func
 
     def set_creator(self, Function func):
@@ -413,6 +457,115 @@ cdef class Variable:
 cdef class Parameter(Variable):
     """A Variable that a Layer registers as one of its parameters."""
     pass
+
+
+# --------------------------------------------------------------------------
+# Gradient hooks
+# --------------------------------------------------------------------------
+# Hooks live in a side table keyed by the variable's address, so a variable
+# without hooks pays one flag byte for the feature. A variable's entry is
+# dropped when it dies (Variable.__dealloc__), so no stale address survives.
+cdef dict _hooks = {}
+cdef size_t _hook_ids = 0
+
+
+@cython.final
+cdef class HookHandle:
+    """What ``Variable.register_hook`` returns; ``remove()`` unregisters
+    the hook (calling it again does nothing)."""
+    cdef object _var
+    cdef Py_ssize_t _key
+    cdef readonly size_t id
+
+    def __cinit__(self, Variable v, Py_ssize_t key):
+        global _hook_ids
+        _hook_ids += 1
+        self.id = _hook_ids
+        self._var = weakref.ref(v)
+        self._key = key
+
+    def remove(self):
+        v = self._var()
+        table = _hooks.get(self._key) if v is not None else None
+        if table is None:
+            return
+        table.pop(self.id, None)
+        if not table:
+            del _hooks[self._key]
+            (<Variable>v)._hooked = False
+
+
+cdef object _run_hooks(Variable x, object acc, bint graph):
+    """Pass x's complete gradient for this pass through its hooks, in the
+    order they were registered; each may replace it."""
+    table = _hooks.get(<Py_ssize_t><void*>x)
+    if not table:
+        return acc
+    g = acc if graph else _new_var(acc)
+    for hook in list(table.values()):
+        r = hook(g)
+        if r is None:
+            continue
+        if isinstance(r, Variable):
+            rd = (<Variable>r).data
+        else:
+            rd = _as_arr(r)
+            if not _is_array(rd):
+                raise TypeError('gradient hook {!r} returned {!r}; expected a Variable, '
+                                'an array or None'.format(hook, type(r)))
+            r = _new_var(rd)
+        if rd.shape != x.data.shape:
+            raise ValueError('gradient hook {!r} returned a gradient of shape {} for a '
+                             'variable of shape {}'.format(hook, rd.shape, x.data.shape))
+        g = r
+    # A hook may have kept the gradient it saw: never add into it in place.
+    x._acc_owned = False
+    return g if graph else (<Variable>g).data
+
+
+# --------------------------------------------------------------------------
+# Anomaly detection
+# --------------------------------------------------------------------------
+# With detect_anomaly on, each recorded Function remembers where the forward
+# pass created it, and backward checks every gradient it produces.
+_anomaly_sites = weakref.WeakKeyDictionary()
+cdef str _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+cdef str _creation_site():
+    """The innermost caller outside cydezero: 'file:line in func: code'."""
+    frame = sys._getframe(0)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return 'an unknown place'
+    code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return '{}:{} in {}{}'.format(frame.f_code.co_filename, frame.f_lineno,
+                                  frame.f_code.co_name, ': ' + code if code else '')
+
+
+cdef inline bint _finite(object g):
+    if isinstance(g, Variable):
+        g = (<Variable>g).data
+    return g.dtype.kind not in 'fc' or bool(np.isfinite(g).all())
+
+
+cdef void _check_anomaly(Function f, tuple gys, tuple gxs) except *:
+    cdef Py_ssize_t i
+    for i in range(len(gxs)):
+        gx = gxs[i]
+        if gx is None or _finite(gx):
+            continue
+        g = (<Variable>gx).data if isinstance(gx, Variable) else gx
+        what = 'NaN' if np.isnan(g).any() else 'inf'
+        upstream = [gy for gy in gys if gy is not None and not _finite(gy)]
+        site = _anomaly_sites.get(f)
+        raise FloatingPointError(
+            '{name}.backward produced {what} in the gradient of its input {i} (shape {shape}){up}. '
+            'This {name} was created at {site}'.format(
+                name=type(f).__name__, what=what, i=i, shape=g.shape,
+                up=' from an already non-finite incoming gradient' if upstream else '',
+                site=site or 'a place unknown (it was created before detect_anomaly was on)'))
 
 
 # --------------------------------------------------------------------------
@@ -542,6 +695,10 @@ cdef class Function:
                 raise ValueError(
                     '{}.backward returned a gradient of shape {} for input {} of '
                     'shape {}'.format(name, g.shape, i, (<Variable>x).data.shape))
+            if not _kind_fits(g.dtype.kind, (<Variable>x).data.dtype.kind):
+                raise TypeError(
+                    '{}.backward returned a gradient of dtype {} for input {} of '
+                    'dtype {}'.format(name, g.dtype, i, (<Variable>x).data.dtype))
             out[i] = gx if graph else g
         return tuple(out)
 
@@ -588,6 +745,16 @@ cdef class Function:
                 self._outs[i] = NULL
 
 
+cdef inline bint _kind_fits(str g, str x):
+    """A float input needs a float gradient, a complex one a float or
+    complex one; DeZero lets integer inputs have any numeric gradient."""
+    if x == 'f':
+        return g == 'f'
+    if x == 'c':
+        return g in 'fc'
+    return True
+
+
 cdef object _check_const(object x, Function f):
     """A non-Variable input of a built-in: kept raw (scalars stay Python
     scalars, so float32 data is not promoted by a weakly typed constant)."""
@@ -604,6 +771,9 @@ cdef object _apply(Function f, tuple inputs):
     cdef list ins = None
     cdef Variable v
     cdef bint native = f._native
+    # Outputs need no gradient when every Variable input needs none. Calls on
+    # raw constants alone keep DeZero's behaviour (their outputs need one).
+    cdef bint any_var = False, all_const = True
     for i in range(n):
         x = inputs[i]
         if isinstance(x, Variable):
@@ -611,6 +781,9 @@ cdef object _apply(Function f, tuple inputs):
             xs[i] = v.data
             if v.generation > gen:
                 gen = v.generation
+            any_var = True
+            if not v._const:
+                all_const = False
         elif native:
             xs[i] = _check_const(x, f)
         else:
@@ -631,6 +804,7 @@ cdef object _apply(Function f, tuple inputs):
         outs = [_new_var(_check_output(y, f)) for y in ys]
     else:
         outs = [_new_var(_check_output(ys, f))]
+    cdef bint no_grad_needed = any_var and all_const
     if not cdz_backprop_off:
         f.generation = gen
         f._inputs = inputs
@@ -639,6 +813,9 @@ cdef object _apply(Function f, tuple inputs):
             v = <Variable>o
             v._creator = f
             v.generation = gen + 1
+            v._const = no_grad_needed
+        if cdz_anomaly:
+            _anomaly_sites[f] = _creation_site()
     return outs[0] if len(outs) == 1 else outs
 
 
@@ -820,6 +997,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef int saved = cdz_backprop_off
     cdef bint functional = wanted is not None
     cdef set keep = {id(v) for v in wanted} if functional else None
+    cdef Variable cut = None
 
     # Seeds are made before anything is touched, so bad ones change nothing.
     seeds = [_seed(<Variable>r, g, graph) for r, g in zip(roots, seeds)]
@@ -830,16 +1008,26 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         for r, g in zip(roots, seeds):
             x = <Variable>r
             _accumulate(x, g, graph, touched, False)
-            if x._creator is not None and x._creator._mark != epoch:
+            if x._creator is None:
+                if x._cut:
+                    cut = x
+            elif x._creator._mark != epoch:
                 x._creator._mark = epoch
                 heap.push(x._creator)
 
         while heap.n:
             f = heap.pop()
             n = f._nout
+            for i in range(n):
+                # An output's gradient is complete once its creator is up.
+                p = f._outs[i]
+                if p != NULL and (<Variable>p)._hooked and (<Variable>p)._acc is not None:
+                    (<Variable>p)._acc = _run_hooks(<Variable>p, (<Variable>p)._acc, graph)
             gys = tuple([None if f._outs[i] == NULL else (<Variable>f._outs[i])._acc
                          for i in range(n)])
             gxs = f._bw(gys, graph) if f._native else f._py_bw(gys, graph)
+            if cdz_anomaly:
+                _check_anomaly(f, gys, gxs)
             for i in range(len(f._inputs)):
                 gx = gxs[i]
                 if gx is None:
@@ -852,11 +1040,16 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     continue
                 if not graph:
                     gx = _as_arr(gx)
-                _accumulate(x, gx, graph, touched, not functional)
+                # A hooked leaf's hooks see this pass's gradient alone; the
+                # earlier .grad is added after them, at commit.
+                _accumulate(x, gx, graph, touched, not functional and not x._hooked)
                 c = x._creator
-                if c is not None and c._mark != epoch:
-                    c._mark = epoch
-                    heap.push(c)
+                if c is not None:
+                    if c._mark != epoch:
+                        c._mark = epoch
+                        heap.push(c)
+                elif x._cut:
+                    cut = x
             if not retain:
                 # Outputs' gradients are consumed: free them now, not at the end.
                 for i in range(n):
@@ -864,9 +1057,19 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     if p != NULL and (keep is None or id(<object>p) not in keep):
                         (<Variable>p)._acc = None
 
+        # Leaves' hooks run last, and before anything is committed.
+        for x_obj in (wanted if functional else touched):
+            x = <Variable>x_obj
+            if x._hooked and x._creator is None and x._acc is not None:
+                x._acc = _run_hooks(x, x._acc, graph)
         if functional:
-            return [None if (<Variable>v)._acc is None
-                    else _commit_grad((<Variable>v)._acc, graph) for v in wanted]
+            return [_wanted_grad(<Variable>v, i, cut, graph) for i, v in enumerate(wanted)]
+        for x_obj in touched:
+            x = <Variable>x_obj
+            if (x._hooked and x._creator is None and x.grad is not None
+                    and not any([x_obj is r for r in roots])):
+                x._acc = (x.grad + x._acc if graph
+                          else _as_arr(_arith(OP_ADD, (<Variable>x.grad).data, x._acc)))
         # Commit only after every function ran, so a failure changes nothing.
         for x_obj in touched:
             x = <Variable>x_obj
@@ -880,6 +1083,18 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         cdz_backprop_off = saved
         for x_obj in touched:
             (<Variable>x_obj)._acc = None
+
+
+cdef object _wanted_grad(Variable v, Py_ssize_t i, Variable cut, bint graph):
+    if v._acc is not None:
+        return _commit_grad(v._acc, graph)
+    if cut is not None:
+        raise ValueError(
+            'grad: input {} (shape {}) is not reachable from the outputs: the graph '
+            'was cut by unchain()/unchain_backward() at a variable of shape {}{}'.format(
+                i, v.data.shape, cut.data.shape,
+                '' if cut.name is None else " named '{}'".format(cut.name)))
+    return None
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_grad=False):
@@ -896,6 +1111,10 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_grad=Fal
         if not isinstance(v, Variable):
             raise TypeError('grad: outputs and inputs must be Variables, got {!r}'
                             .format(type(v)))
+    for i, v in enumerate(ins):
+        if v.data is not None and v.data.dtype.kind not in 'fc':
+            raise TypeError('grad: input {} has dtype {} (shape {}); only floating-point '
+                            'variables have gradients'.format(i, v.data.dtype, v.data.shape))
     if grad_outputs is None:
         seeds = [None] * len(outs)
     else:

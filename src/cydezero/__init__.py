@@ -10,6 +10,7 @@ from cydezero.core import (  # noqa: F401
     Variable,
     as_array,
     as_variable,
+    detect_anomaly,
     no_grad,
     setup_variable,
     test_mode,

@@ -44,11 +44,15 @@ class _PerThread(type):
     train = property(
         lambda cls: _core._config_get('train'),
         lambda cls, value: _core._config_set('train', value))
+    detect_anomaly = property(
+        lambda cls: _core._config_get('detect_anomaly'),
+        lambda cls, value: _core._config_set('detect_anomaly', value))
 
 
 class Config(metaclass=_PerThread):
-    """Global switches: ``enable_backprop`` (record graphs) and ``train``
-    (dropout and batch norm behave as in training). Both are per thread."""
+    """Global switches: ``enable_backprop`` (record graphs), ``train``
+    (dropout and batch norm behave as in training) and ``detect_anomaly``
+    (see ``detect_anomaly()``). All are per thread."""
 
 
 @contextlib.contextmanager
@@ -71,6 +75,14 @@ def no_grad():
 def test_mode():
     """Run layers in inference mode inside the block (``train = False``)."""
     return using_config('train', False)
+
+
+def detect_anomaly():
+    """Inside the block, a NaN or inf that a Function's backward produces
+    raises FloatingPointError naming the Function and the file and line of
+    the forward pass that created it. Recording creation sites costs time,
+    so it is off by default; the check costs nothing when off."""
+    return using_config('detect_anomaly', True)
 
 
 def setup_variable():
