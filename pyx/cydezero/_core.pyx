@@ -802,6 +802,8 @@ cdef object _check_const(object x, Function f):
     scalars, so float32 data is not promoted by a weakly typed constant)."""
     if type(x) is float or type(x) is int or _is_array(x) or np.isscalar(x):
         return x
+    if x is None and type(f) is Linear:
+        return x    # DeZero's linear passes b=None through as an input
     raise TypeError('{}: {} is not supported'.format(type(f).__name__, type(x)))
 
 
@@ -1456,6 +1458,66 @@ cdef class MatMul(_Builtin):
         return (gx, gW)
 
 
+# The layers' workhorses: written here rather than in Python so that a small
+# network's step is not dominated by wrapping every intermediate gradient.
+
+cdef class Linear(_Builtin):
+    """y = x @ W + b;  gx = gy @ W.T, gW = x.T @ gy, gb = sum_to(gy, b.shape).
+    b may be None (no bias)."""
+    cdef object _fwd(self, tuple xs):
+        y = xs[0].dot(xs[1])
+        if len(xs) > 2 and xs[2] is not None:
+            y += xs[2]
+        return y
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        x = self._x(0, graph)
+        W = self._x(1, graph)
+        gx = _matmul_g(gy, W.T, graph) if self._needs(0) else None
+        gW = _matmul_g(x.T, gy, graph) if self._needs(1) else None
+        if len(self._inputs) == 2:
+            return (gx, gW)
+        gb = _sum_to_like(gy, self._inputs[2], graph) if self._needs(2) else None
+        return (gx, gW, gb)
+
+
+cdef class Sigmoid(_Builtin):
+    """y = 1 / (1 + exp(-x)), computed as tanh(x / 2) / 2 + 1 / 2 (no
+    overflow);  gx = gy * y * (1 - y)."""
+    cdef object _fwd(self, tuple xs):
+        return np.tanh(xs[0] * 0.5) * 0.5 + 0.5
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        y = self._y(graph)
+        return (gys[0] * y * (1 - y),)
+
+
+cdef class ReLU(_Builtin):
+    """y = max(x, 0);  gx = gy * [x > 0]."""
+    cdef object _fwd(self, tuple xs):
+        return np.maximum(xs[0], 0.0)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (gys[0] * (self._x(0, False) > 0),)
+
+
+cdef class MeanSquaredError(_Builtin):
+    """y = sum((x0 - x1) ** 2) / N with N = len(x0 - x1);
+    gx0 = gy * 2 (x0 - x1) / N, gx1 = -gx0 (each summed back to its input's
+    shape when the two were broadcast)."""
+    cdef object _fwd(self, tuple xs):
+        diff = xs[0] - xs[1]
+        return (diff ** 2).sum() / len(diff)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        diff = self._x(0, graph) - self._x(1, graph)
+        g = _broadcast_g(gys[0], _shape_of(diff), graph) * diff * (2. / len(diff))
+        gx0 = _sum_to_like(g, self._inputs[0], graph) if self._needs(0) else None
+        gx1 = _sum_to_like(_neg_g(g, graph), self._inputs[1], graph) if self._needs(1) else None
+        return (gx0, gx1)
+
+
 cdef object _scatter_add(object gy, object slices, object in_shape):
     if _is_gpu_array(gy):
         import cupyx
@@ -1617,6 +1679,23 @@ def broadcast_to(x, shape):
 
 def matmul(x, W):
     return _apply2(MatMul.__new__(MatMul), x, W)
+
+
+def linear(x, W, b=None):
+    # b=None stays an input, as in DeZero (f.inputs and DOT graphs show it).
+    return _apply(Linear.__new__(Linear), (x, W, b))
+
+
+def sigmoid(x):
+    return _apply1(Sigmoid.__new__(Sigmoid), x)
+
+
+def relu(x):
+    return _apply1(ReLU.__new__(ReLU), x)
+
+
+def mean_squared_error(x0, x1):
+    return _apply2(MeanSquaredError.__new__(MeanSquaredError), x0, x1)
 
 
 def get_item(x, slices):
