@@ -17,6 +17,7 @@ cimport cython
 from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdlib cimport malloc, realloc, free
 
 import linecache
@@ -124,7 +125,12 @@ cdef inline object _new_f64(double v):
     return a
 
 
-cdef inline bint _scalar_f64(object x, double* v):
+cdef long long _EXACT_INT = 9007199254740992   # 2**53
+
+
+cdef inline bint _scalar_f64(object x, double* v) except -1:
+    cdef long long i
+    cdef int overflow
     if type(x) is ndarray:
         if (cnp.PyArray_NDIM(<cnp.ndarray>x) == 0
                 and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE):
@@ -134,7 +140,43 @@ cdef inline bint _scalar_f64(object x, double* v):
     if type(x) is float:
         v[0] = PyFloat_AS_DOUBLE(x)
         return True
+    if type(x) is int:
+        # NumPy turns a Python int into float64 exactly up to 2**53.
+        i = PyLong_AsLongLongAndOverflow(x, &overflow)
+        if overflow == 0 and -_EXACT_INT <= i <= _EXACT_INT:
+            v[0] = <double>i
+            return True
     return False
+
+
+cdef inline object _negate(object a):
+    cdef double x
+    if type(a) is ndarray and _scalar_f64(a, &x):
+        return _new_f64(-x)
+    return -a
+
+
+cdef inline bint _same_shape(object a, object b):
+    """Whether arrays (or Variables) a and b have one shape, read in C
+    when both are NumPy arrays."""
+    cdef Py_ssize_t i, nd
+    cdef cnp.npy_intp* da
+    cdef cnp.npy_intp* db
+    if isinstance(a, Variable):
+        a = (<Variable>a).data
+    if isinstance(b, Variable):
+        b = (<Variable>b).data
+    if type(a) is ndarray and type(b) is ndarray:
+        nd = cnp.PyArray_NDIM(<cnp.ndarray>a)
+        if nd != cnp.PyArray_NDIM(<cnp.ndarray>b):
+            return False
+        da = cnp.PyArray_DIMS(<cnp.ndarray>a)
+        db = cnp.PyArray_DIMS(<cnp.ndarray>b)
+        for i in range(nd):
+            if da[i] != db[i]:
+                return False
+        return True
+    return _shape_of(a) == _shape_of(b)
 
 
 cdef inline object _arith(int op, object a, object b):
@@ -760,6 +802,8 @@ cdef object _check_const(object x, Function f):
     scalars, so float32 data is not promoted by a weakly typed constant)."""
     if type(x) is float or type(x) is int or _is_array(x) or np.isscalar(x):
         return x
+    if x is None and type(f) is Linear:
+        return x    # DeZero's linear passes b=None through as an input
     raise TypeError('{}: {} is not supported'.format(type(f).__name__, type(x)))
 
 
@@ -933,6 +977,7 @@ cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
     """Add gx into x's gradient for this pass (starting from x.grad when
     from_prior). A gradient another variable may hold is never modified:
     in place only into buffers the engine allocated."""
+    cdef double a, b
     if x._acc is None:
         touched.append(x)
         prior = x.grad if from_prior else None
@@ -946,10 +991,14 @@ cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
             x._acc_owned = True
     elif graph:
         x._acc = x._acc + gx
-    elif (x._acc_owned and type(x._acc) is ndarray and type(gx) is ndarray
-            and (<cnp.ndarray>x._acc).shape == (<cnp.ndarray>gx).shape
-            and (<cnp.ndarray>x._acc).dtype == (<cnp.ndarray>gx).dtype):
-        x._acc += gx
+    elif x._acc_owned and type(x._acc) is ndarray and type(gx) is ndarray:
+        if _scalar_f64(x._acc, &a) and _scalar_f64(gx, &b):
+            (<double*>cnp.PyArray_DATA(<cnp.ndarray>x._acc))[0] = a + b
+        elif (_same_shape(x._acc, gx)
+                and (<cnp.ndarray>x._acc).dtype == (<cnp.ndarray>gx).dtype):
+            x._acc += gx
+        else:
+            x._acc = _as_arr(_arith(OP_ADD, x._acc, gx))
     else:
         x._acc = _as_arr(_arith(OP_ADD, x._acc, gx))
         x._acc_owned = True
@@ -1128,6 +1177,17 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_grad=Fal
 # --------------------------------------------------------------------------
 # Helpers whose array and Variable spellings differ
 # --------------------------------------------------------------------------
+cdef inline object _sum_to_like(object g, object x, bint graph):
+    """g summed down to the shape of input x (a Variable or a constant)."""
+    if _same_shape(g, x):
+        return g
+    return _sum_to_g(g, _shape_of(x), graph)
+
+
+cdef inline object _neg_g(object g, bint graph):
+    return -g if graph else _negate(g)
+
+
 cdef object _sum_to_g(object g, tuple shape, bint graph):
     if _shape_of(g) == shape:
         return g
@@ -1174,8 +1234,8 @@ cdef class Add(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
-        gx0 = _sum_to_g(gy, _shape_of(self._inputs[0]), graph) if self._needs(0) else None
-        gx1 = _sum_to_g(gy, _shape_of(self._inputs[1]), graph) if self._needs(1) else None
+        gx0 = _sum_to_like(gy, self._inputs[0], graph) if self._needs(0) else None
+        gx1 = _sum_to_like(gy, self._inputs[1], graph) if self._needs(1) else None
         return (gx0, gx1)
 
 
@@ -1186,8 +1246,8 @@ cdef class Sub(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
-        gx0 = _sum_to_g(gy, _shape_of(self._inputs[0]), graph) if self._needs(0) else None
-        gx1 = _sum_to_g(-gy, _shape_of(self._inputs[1]), graph) if self._needs(1) else None
+        gx0 = _sum_to_like(gy, self._inputs[0], graph) if self._needs(0) else None
+        gx1 = _sum_to_like(_neg_g(gy, graph), self._inputs[1], graph) if self._needs(1) else None
         return (gx0, gx1)
 
 
@@ -1200,8 +1260,8 @@ cdef class Mul(_Builtin):
         gy = gys[0]
         x0 = self._x(0, graph)
         x1 = self._x(1, graph)
-        gx0 = _sum_to_g(_times(gy, x1, graph), _shape_of(x0), graph) if self._needs(0) else None
-        gx1 = _sum_to_g(_times(gy, x0, graph), _shape_of(x1), graph) if self._needs(1) else None
+        gx0 = _sum_to_like(_times(gy, x1, graph), x0, graph) if self._needs(0) else None
+        gx1 = _sum_to_like(_times(gy, x0, graph), x1, graph) if self._needs(1) else None
         return (gx0, gx1)
 
 
@@ -1223,10 +1283,10 @@ cdef class Div(_Builtin):
 cdef class Neg(_Builtin):
     """y = -x;  gx = -gy."""
     cdef object _fwd(self, tuple xs):
-        return -xs[0]
+        return _negate(xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        return (-gys[0],)
+        return (_neg_g(gys[0], graph),)
 
 
 cdef class Pow(_Builtin):
@@ -1237,11 +1297,25 @@ cdef class Pow(_Builtin):
         self.c = c
 
     cdef object _fwd(self, tuple xs):
-        return xs[0] ** self.c
+        cdef double v
+        x = xs[0]
+        if _is_two(self.c) and type(x) is ndarray and _scalar_f64(x, &v):
+            return _new_f64(v * v)     # what NumPy's x ** 2 computes
+        return x ** self.c
 
     cdef tuple _bw(self, tuple gys, bint graph):
+        cdef double v, g
         c = self.c
-        return (c * self._x(0, graph) ** (c - 1) * gys[0],)
+        x = self._x(0, graph)
+        gy = gys[0]
+        if (not graph and _is_two(c) and type(x) is ndarray and type(gy) is ndarray
+                and _scalar_f64(x, &v) and _scalar_f64(gy, &g)):
+            return (_new_f64((2.0 * v) * g),)
+        return (c * x ** (c - 1) * gy,)
+
+
+cdef inline bint _is_two(object c):
+    return (type(c) is int or type(c) is float) and c == 2
 
 
 cdef class Sin(_Builtin):
@@ -1382,6 +1456,66 @@ cdef class MatMul(_Builtin):
         gx = _matmul_g(gy, W.T, graph) if self._needs(0) else None
         gW = _matmul_g(x.T, gy, graph) if self._needs(1) else None
         return (gx, gW)
+
+
+# The layers' workhorses: written here rather than in Python so that a small
+# network's step is not dominated by wrapping every intermediate gradient.
+
+cdef class Linear(_Builtin):
+    """y = x @ W + b;  gx = gy @ W.T, gW = x.T @ gy, gb = sum_to(gy, b.shape).
+    b may be None (no bias)."""
+    cdef object _fwd(self, tuple xs):
+        y = xs[0].dot(xs[1])
+        if len(xs) > 2 and xs[2] is not None:
+            y += xs[2]
+        return y
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        x = self._x(0, graph)
+        W = self._x(1, graph)
+        gx = _matmul_g(gy, W.T, graph) if self._needs(0) else None
+        gW = _matmul_g(x.T, gy, graph) if self._needs(1) else None
+        if len(self._inputs) == 2:
+            return (gx, gW)
+        gb = _sum_to_like(gy, self._inputs[2], graph) if self._needs(2) else None
+        return (gx, gW, gb)
+
+
+cdef class Sigmoid(_Builtin):
+    """y = 1 / (1 + exp(-x)), computed as tanh(x / 2) / 2 + 1 / 2 (no
+    overflow);  gx = gy * y * (1 - y)."""
+    cdef object _fwd(self, tuple xs):
+        return np.tanh(xs[0] * 0.5) * 0.5 + 0.5
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        y = self._y(graph)
+        return (gys[0] * y * (1 - y),)
+
+
+cdef class ReLU(_Builtin):
+    """y = max(x, 0);  gx = gy * [x > 0]."""
+    cdef object _fwd(self, tuple xs):
+        return np.maximum(xs[0], 0.0)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (gys[0] * (self._x(0, False) > 0),)
+
+
+cdef class MeanSquaredError(_Builtin):
+    """y = sum((x0 - x1) ** 2) / N with N = len(x0 - x1);
+    gx0 = gy * 2 (x0 - x1) / N, gx1 = -gx0 (each summed back to its input's
+    shape when the two were broadcast)."""
+    cdef object _fwd(self, tuple xs):
+        diff = xs[0] - xs[1]
+        return (diff ** 2).sum() / len(diff)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        diff = self._x(0, graph) - self._x(1, graph)
+        g = _broadcast_g(gys[0], _shape_of(diff), graph) * diff * (2. / len(diff))
+        gx0 = _sum_to_like(g, self._inputs[0], graph) if self._needs(0) else None
+        gx1 = _sum_to_like(_neg_g(g, graph), self._inputs[1], graph) if self._needs(1) else None
+        return (gx0, gx1)
 
 
 cdef object _scatter_add(object gy, object slices, object in_shape):
@@ -1545,6 +1679,23 @@ def broadcast_to(x, shape):
 
 def matmul(x, W):
     return _apply2(MatMul.__new__(MatMul), x, W)
+
+
+def linear(x, W, b=None):
+    # b=None stays an input, as in DeZero (f.inputs and DOT graphs show it).
+    return _apply(Linear.__new__(Linear), (x, W, b))
+
+
+def sigmoid(x):
+    return _apply1(Sigmoid.__new__(Sigmoid), x)
+
+
+def relu(x):
+    return _apply1(ReLU.__new__(ReLU), x)
+
+
+def mean_squared_error(x0, x1):
+    return _apply2(MeanSquaredError.__new__(MeanSquaredError), x0, x1)
 
 
 def get_item(x, slices):

@@ -1,8 +1,9 @@
 """DeZero's ``dezero.functions``: differentiable operations on Variables.
 
 The elementary operations (arithmetic, sin/cos/tanh/exp/log, reshape,
-transpose, sum, sum_to, broadcast_to, matmul, get_item, max, min) live in
-the compiled engine and are re-exported here. The rest are Python Function
+transpose, sum, sum_to, broadcast_to, matmul, get_item, max, min) and the
+workhorses of small networks (linear, sigmoid, relu, mean_squared_error)
+live in the compiled engine and are re-exported here. The rest are Python Function
 subclasses whose ``backward`` is written with Variable operations, so with
 ``backward(create_graph=True)`` they can be differentiated again.
 
@@ -22,14 +23,18 @@ from cydezero._core import (  # noqa: F401
     Function,
     GetItem,
     GetItemGrad,
+    Linear,
     Log,
     MatMul,
     Max,
+    MeanSquaredError,
     Min,
     Mul,
     Neg,
     Pow,
+    ReLU,
     Reshape,
+    Sigmoid,
     Sin,
     Sub,
     Sum,
@@ -45,16 +50,20 @@ from cydezero._core import (  # noqa: F401
     div,
     exp,
     get_item,
+    linear,
     log,
     matmul,
     max,
+    mean_squared_error,
     min,
     mul,
     neg,
     pow,
     rdiv,
+    relu,
     reshape,
     rsub,
+    sigmoid,
     sin,
     sub,
     sum,
@@ -97,27 +106,6 @@ def average(x, axis=None, keepdims=False):
 # =============================================================================
 # Linear
 # =============================================================================
-class Linear(Function):
-    """y = x @ W + b;  gx = gy @ W.T, gW = x.T @ gy, gb = sum_to(gy, b.shape)."""
-
-    def forward(self, x, W, b):
-        y = x.dot(W)
-        if b is not None:
-            y += b
-        return y
-
-    def backward(self, gy):
-        x, W, b = self.inputs
-        gb = None if b.data is None else sum_to(gy, b.shape)
-        gx = matmul(gy, W.T)
-        gW = matmul(x.T, gy)
-        return gx, gW, gb
-
-
-def linear(x, W, b=None):
-    return Linear()(x, W, b)
-
-
 def linear_simple(x, W, b=None):
     """x @ W + b built from matmul and add (two graph nodes)."""
     x, W = as_variable(x), as_variable(W)
@@ -136,38 +124,6 @@ def sigmoid_simple(x):
     """y = 1 / (1 + exp(-x)), built from elementary operations."""
     x = as_variable(x)
     return 1 / (1 + exp(-x))
-
-
-class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x)) = tanh(x / 2) / 2 + 1/2;  gx = gy * y * (1 - y)."""
-
-    def forward(self, x):
-        xp = _xp(x)
-        return xp.tanh(x * 0.5) * 0.5 + 0.5
-
-    def backward(self, gy):
-        y = self.outputs[0]()
-        return gy * y * (1 - y)
-
-
-def sigmoid(x):
-    return Sigmoid()(x)
-
-
-class ReLU(Function):
-    """y = max(x, 0);  gx = gy * [x > 0]."""
-
-    def forward(self, x):
-        return _xp(x).maximum(x, 0.0)
-
-    def backward(self, gy):
-        x, = self.inputs
-        mask = (x.data > 0).astype(gy.dtype)
-        return gy * mask
-
-
-def relu(x):
-    return ReLU()(x)
 
 
 def softmax_simple(x, axis=1):
@@ -253,26 +209,6 @@ def mean_squared_error_simple(x0, x1):
     x0, x1 = as_variable(x0), as_variable(x1)
     diff = x0 - x1
     return sum(diff ** 2) / len(diff)
-
-
-class MeanSquaredError(Function):
-    """y = sum((x0 - x1) ** 2) / N with N = len(x0 - x1);
-    gx0 = gy * 2 (x0 - x1) / N, gx1 = -gx0 (each summed back to its input's
-    shape when the two were broadcast)."""
-
-    def forward(self, x0, x1):
-        diff = x0 - x1
-        return (diff ** 2).sum() / len(diff)
-
-    def backward(self, gy):
-        x0, x1 = self.inputs
-        diff = x0 - x1
-        g = broadcast_to(gy, diff.shape) * diff * (2. / len(diff))
-        return sum_to(g, x0.shape), sum_to(-g, x1.shape)
-
-
-def mean_squared_error(x0, x1):
-    return MeanSquaredError()(x0, x1)
 
 
 def softmax_cross_entropy_simple(x, t):
