@@ -80,7 +80,8 @@ def plot(xs, pred, path):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(np.arange(len(xs)), xs, label='y = cos(x)')
-    ax.plot(np.arange(len(pred)), pred, label='predicted next value')
+    # pred[i] is the guess for xs[i + 1]
+    ax.plot(np.arange(1, len(pred) + 1), pred, label='one-step prediction')
     ax.set_xlabel('step')
     ax.legend()
     fig.tight_layout()
