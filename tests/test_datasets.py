@@ -466,3 +466,26 @@ def test_default_transforms_match_dezero_signatures():
     cifar_t = D.CIFAR10.__init__.__defaults__[1]
     assert [type(t) for t in cifar_t.transforms] == [T.ToFloat, T.Normalize]
     assert (cifar_t.transforms[1].mean, cifar_t.transforms[1].std) == (0.5, 0.5)
+
+
+def test_show_tiles_random_images(cache, monkeypatch):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    shown = []
+
+    def show():
+        shown.append(plt.gca().get_images()[-1].get_array())
+        plt.close('all')
+    monkeypatch.setattr(plt, 'show', show)
+    images, _ = fake_mnist(cache, 'train', 3, 4)
+    np.random.seed(0)
+    D.MNIST().show(row=2, col=3)
+    grid = shown[-1]
+    assert grid.shape == (56, 84)
+    tiles = [grid[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28] for r in range(2) for c in range(3)]
+    assert all(any(np.array_equal(tile, img) for img in images) for tile in tiles)
+    fake_cifar10(cache / 'cifar-10-python.tar.gz')
+    D.CIFAR10(train=False).show(row=1, col=2)
+    assert shown[-1].shape == (32, 64, 3)
+    assert 0.0 <= shown[-1].min() and shown[-1].max() <= 1.0
