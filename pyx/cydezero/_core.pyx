@@ -232,6 +232,9 @@ def sum_to_array(x, shape):
     cdef Py_ssize_t lead = x.ndim - ndim
     if lead == 0 and x.shape == shape:
         return x
+    if lead < 0 or any([s != 1 and s != xs for s, xs in zip(shape, x.shape[lead:])]):
+        raise ValueError('sum_to: cannot sum an array of shape {} to shape {}'
+                         .format(x.shape, shape))
     lead_axis = tuple(range(lead))
     axis = tuple([i + lead for i, sx in enumerate(shape) if sx == 1])
     y = x.sum(lead_axis + axis, keepdims=True)
@@ -840,7 +843,8 @@ cdef inline bint _is_native(Function f):
 cdef object _check_const(object x, Function f):
     """A non-Variable input of a built-in: kept raw (scalars stay Python
     scalars, so float32 data is not promoted by a weakly typed constant)."""
-    if type(x) is float or type(x) is int or _is_array(x) or np.isscalar(x):
+    if (type(x) is float or type(x) is int or _is_array(x)
+            or (np.isscalar(x) and not isinstance(x, (str, bytes)))):
         return x
     if x is None and type(f) is Linear:
         return x    # DeZero's linear passes b=None through as an input
@@ -881,7 +885,13 @@ cdef object _apply(Function f, tuple inputs):
     if ins is not None:
         inputs = tuple(ins)
 
-    ys = f._fwd(tuple(xs)) if native else f._py_fwd(tuple(xs))
+    if native:
+        try:
+            ys = f._fwd(tuple(xs))
+        except (ValueError, TypeError, IndexError) as e:
+            raise _forward_error(f, inputs, e) from e
+    else:
+        ys = f._py_fwd(tuple(xs))
 
     cdef list outs
     if type(ys) is tuple:
@@ -903,10 +913,33 @@ cdef object _apply(Function f, tuple inputs):
     return outs[0] if len(outs) == 1 else outs
 
 
+cdef object _forward_error(Function f, tuple inputs, BaseException e):
+    """NumPy's error from a built-in's forward, restated to name the
+    operation and what it was given."""
+    name = type(f).__name__
+    msg = str(e)
+    if not msg.startswith(name + ':'):
+        msg = '{}: {} (inputs: {})'.format(name, msg, ', '.join([_describe(x) for x in inputs]))
+    kind = (ValueError if isinstance(e, ValueError) else
+            TypeError if isinstance(e, TypeError) else IndexError)
+    return kind(msg)
+
+
+cdef str _describe(object x):
+    if isinstance(x, Variable):
+        d = (<Variable>x).data
+        if d is None:
+            return 'a Variable with data None'
+        return 'a Variable of shape {} {}'.format(d.shape, d.dtype)
+    if _is_array(x):
+        return 'an array of shape {} {}'.format(x.shape, x.dtype)
+    return repr(x)
+
+
 cdef inline object _check_output(object y, Function f):
     if type(y) is ndarray:
         return y
-    if np.isscalar(y):
+    if np.isscalar(y) and not isinstance(y, (str, bytes)):
         return _as_arr(y) if isinstance(y, np.generic) else np.asarray(y)
     if _is_array(y):
         return y
@@ -1334,6 +1367,11 @@ cdef class Pow(_Builtin):
     cdef public object c
 
     def __init__(self, c):
+        if isinstance(c, Variable):
+            raise TypeError('Pow: the exponent must be a constant (a number or an array), '
+                            'got a Variable of shape {}'.format((<Variable>c).data.shape
+                                                                if (<Variable>c).data is not None
+                                                                else None))
         self.c = c
 
     cdef object _fwd(self, tuple xs):
