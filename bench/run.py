@@ -48,8 +48,8 @@ WORKLOADS = {
         "desc": "n multiplications y = y * 1.0000001, forward+backward; "
              "plus bytes/node of the live graph (tracemalloc)",
         "dz": W.dz_deep, "torch": W.torch_deep, "numpy": W.np_deep,
-        "sizes": ([1000, 10000, 100000, 1000000], [1000, 10000], [100, 1000]),
-        "cydezero_only_above": 100000, "rtol": 1e-9, "overhead": True, "quick": True,
+        "sizes": ([1000, 10000, 200000, 1000000], [1000, 10000], [100, 1000]),
+        "cydezero_only_above": 200000, "rtol": 1e-9, "overhead": True, "quick": True,
         "memory": True},
     "rosenbrock": {
         "desc": "n gradient-descent steps on Rosenbrock, scalar Variables, "

@@ -8,12 +8,13 @@ cdef class Variable:
     cdef public object data
     cdef public object name
     cdef public object grad
-    cdef public Py_ssize_t generation
     cdef Function _creator
     # The gradient being accumulated for this variable during one backward
     # pass (an array, or a Variable under create_graph); None otherwise.
     cdef object _acc
-    # One-byte flags, packed so that they cost one word between them.
+    # Memory per node matters (graphs of millions of nodes): the generation
+    # and four one-byte flags share one word.
+    cdef public int generation
     # _acc_owned: _acc is a buffer the engine allocated and nobody else
     # holds, so further gradients may be added into it in place.
     cdef unsigned char _acc_owned
@@ -30,26 +31,31 @@ cdef class Variable:
 cdef class Function:
     # Inputs as passed: Variables, or raw constants (arrays and scalars) for
     # the built-in operations, which turn them into Variables only on demand.
-    cdef tuple _inputs
+    # The first two sit in fields (no tuple per node); any more in _more.
+    cdef object _in0
+    cdef object _in1
+    cdef tuple _more
     # Borrowed pointers to the outputs. An output clears its slot when it dies,
     # which is what makes them weak without a weakref object per node.
     cdef PyObject** _outs
     cdef PyObject* _out1
-    cdef Py_ssize_t _nout
-    cdef public Py_ssize_t generation
+    cdef public int generation
+    cdef unsigned short _nout
+    # The number of inputs, -1 while none are recorded.
+    cdef short _nin
     # Which backward pass last scheduled this function (the "seen set").
     cdef size_t _mark
-    # False for Python subclasses, whose forward/backward must be honoured
-    # even when they subclass a built-in operation.
-    cdef bint _native
     cdef object __weakref__
 
     cdef object _fwd(self, tuple xs)
     cdef tuple _bw(self, tuple gys, bint graph)
     cdef object _py_fwd(self, tuple xs)
     cdef tuple _py_bw(self, tuple gys, bint graph)
+    cdef object _inp(self, Py_ssize_t i)
+    cdef void _set_inputs(self, tuple xs) except *
+    cdef tuple _input_tuple(self)
     cdef object _x(self, Py_ssize_t i, bint graph)
     cdef bint _needs(self, Py_ssize_t i)
     cdef object _y(self, bint graph)
-    cdef void _link(self, list outs)
+    cdef void _link(self, list outs) except *
     cdef void _unlink(self, PyObject* v)

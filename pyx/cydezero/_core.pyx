@@ -232,6 +232,9 @@ def sum_to_array(x, shape):
     cdef Py_ssize_t lead = x.ndim - ndim
     if lead == 0 and x.shape == shape:
         return x
+    if lead < 0 or any([s != 1 and s != xs for s, xs in zip(shape, x.shape[lead:])]):
+        raise ValueError('sum_to: cannot sum an array of shape {} to shape {}'
+                         .format(x.shape, shape))
     lead_axis = tuple(range(lead))
     axis = tuple([i + lead for i, sx in enumerate(shape) if sx == 1])
     y = x.sum(lead_axis + axis, keepdims=True)
@@ -396,14 +399,14 @@ cdef class Variable:
         """Cut every link behind this variable (iteratively: graphs are deep)."""
         cdef Function f
         cdef Variable v
+        cdef Py_ssize_t i
         if self._creator is None:
             return
         stack = [self._creator]
         while stack:
             f = stack.pop()
-            if f._inputs is None:
-                continue
-            for x in f._inputs:
+            for i in range(f._nin):
+                x = f._inp(i)
                 if isinstance(x, Variable):
                     v = <Variable>x
                     if v._creator is not None:
@@ -630,7 +633,7 @@ cdef class Function:
 
     def __cinit__(self):
         self._outs = &self._out1
-        self._native = not (Py_TYPE(self).tp_flags & Py_TPFLAGS_HEAPTYPE)
+        self._nin = -1
 
     def __dealloc__(self):
         if self._outs != &self._out1:
@@ -650,21 +653,25 @@ cdef class Function:
     @property
     def inputs(self):
         """The input Variables (constants are wrapped on first access)."""
-        if self._inputs is None:
+        if self._nin < 0:
             return None
-        cdef list xs = list(self._inputs)
+        cdef list xs = list(self._input_tuple())
         cdef bint wrapped = False
         for i, x in enumerate(xs):
             if not isinstance(x, Variable):
                 xs[i] = _new_const(as_array(x))
                 wrapped = True
         if wrapped:
-            self._inputs = tuple(xs)
+            self._set_inputs(tuple(xs))
         return xs
 
     @inputs.setter
     def inputs(self, xs):
-        self._inputs = None if xs is None else tuple([as_variable(x) for x in xs])
+        if xs is None:
+            self._in0 = self._in1 = self._more = None
+            self._nin = -1
+        else:
+            self._set_inputs(tuple([as_variable(x) for x in xs]))
 
     @property
     def outputs(self):
@@ -687,6 +694,33 @@ cdef class Function:
         self._link(vs)
 
     # -- what the engine calls --------------------------------------------
+    cdef object _inp(self, Py_ssize_t i):
+        """Input i as recorded (a Variable or a raw constant)."""
+        if i == 0:
+            return self._in0
+        if i == 1:
+            return self._in1
+        return self._more[i - 2]
+
+    cdef void _set_inputs(self, tuple xs) except *:
+        cdef Py_ssize_t n = len(xs)
+        if n > 32767:
+            raise ValueError('{}: {} inputs; at most 32767 are supported'
+                             .format(type(self).__name__, n))
+        self._in0 = xs[0] if n > 0 else None
+        self._in1 = xs[1] if n > 1 else None
+        self._more = xs[2:] if n > 2 else None
+        self._nin = <short>n
+
+    cdef tuple _input_tuple(self):
+        if self._nin <= 0:
+            return ()
+        if self._nin == 1:
+            return (self._in0,)
+        if self._nin == 2:
+            return (self._in0, self._in1)
+        return (self._in0, self._in1) + self._more
+
     cdef object _fwd(self, tuple xs):
         return self._py_fwd(xs)
 
@@ -699,7 +733,7 @@ cdef class Function:
     cdef tuple _py_bw(self, tuple gys, bint graph):
         # A Python backward sees Variables, whatever mode the engine is in,
         # and may return Variables, arrays or None; normalise and check.
-        cdef Py_ssize_t i, n = len(self._inputs), m
+        cdef Py_ssize_t i, n = self._nin, m
         cdef str name = type(self).__name__
         if not graph:
             gys = tuple([None if g is None else _new_var(g) for g in gys])
@@ -712,7 +746,7 @@ cdef class Function:
                              .format(name, m, n))
         cdef list out = [None] * n
         for i in range(n):
-            x = self._inputs[i]
+            x = self._inp(i)
             gx = res[i] if i < m else None
             if gx is None:
                 # DeZero lets a backward leave out trailing inputs (integer
@@ -747,14 +781,14 @@ cdef class Function:
     # -- helpers for the built-in backward methods -------------------------
     cdef object _x(self, Py_ssize_t i, bint graph):
         """Input i as a Variable (graph mode) or its data (array mode)."""
-        x = self._inputs[i]
+        x = self._inp(i)
         if graph or not isinstance(x, Variable):
             return x
         return (<Variable>x).data
 
     cdef bint _needs(self, Py_ssize_t i):
         """Whether input i is a Variable that can receive a gradient."""
-        x = self._inputs[i]
+        x = self._inp(i)
         return isinstance(x, Variable) and not (<Variable>x)._const
 
     cdef object _y(self, bint graph):
@@ -765,8 +799,11 @@ cdef class Function:
         y = <object>self._outs[0]
         return y if graph else (<Variable>y).data
 
-    cdef void _link(self, list outs):
+    cdef void _link(self, list outs) except *:
         cdef Py_ssize_t i, n = len(outs)
+        if n > 65535:
+            raise ValueError('{}: {} outputs; at most 65535 are supported'
+                             .format(type(self).__name__, n))
         if self._outs != &self._out1:
             free(self._outs)
             self._outs = &self._out1
@@ -778,7 +815,7 @@ cdef class Function:
                 raise MemoryError()
         for i in range(n):
             self._outs[i] = <PyObject*>outs[i]
-        self._nout = n
+        self._nout = <unsigned short>n
 
     cdef void _unlink(self, PyObject* v):
         cdef Py_ssize_t i
@@ -797,10 +834,17 @@ cdef inline bint _kind_fits(str g, str x):
     return True
 
 
+cdef inline bint _is_native(Function f):
+    """False for Python subclasses, whose forward/backward must be honoured
+    even when they subclass a built-in operation."""
+    return not (Py_TYPE(f).tp_flags & Py_TPFLAGS_HEAPTYPE)
+
+
 cdef object _check_const(object x, Function f):
     """A non-Variable input of a built-in: kept raw (scalars stay Python
     scalars, so float32 data is not promoted by a weakly typed constant)."""
-    if type(x) is float or type(x) is int or _is_array(x) or np.isscalar(x):
+    if (type(x) is float or type(x) is int or _is_array(x)
+            or (np.isscalar(x) and not isinstance(x, (str, bytes)))):
         return x
     if x is None and type(f) is Linear:
         return x    # DeZero's linear passes b=None through as an input
@@ -814,7 +858,7 @@ cdef object _apply(Function f, tuple inputs):
     cdef list xs = [None] * n
     cdef list ins = None
     cdef Variable v
-    cdef bint native = f._native
+    cdef bint native = _is_native(f)
     # Outputs need no gradient when every Variable input needs none. Calls on
     # raw constants alone keep DeZero's behaviour (their outputs need one).
     cdef bint any_var = False, all_const = True
@@ -841,7 +885,13 @@ cdef object _apply(Function f, tuple inputs):
     if ins is not None:
         inputs = tuple(ins)
 
-    ys = f._fwd(tuple(xs)) if native else f._py_fwd(tuple(xs))
+    if native:
+        try:
+            ys = f._fwd(tuple(xs))
+        except (ValueError, TypeError, IndexError) as e:
+            raise _forward_error(f, inputs, e) from e
+    else:
+        ys = f._py_fwd(tuple(xs))
 
     cdef list outs
     if type(ys) is tuple:
@@ -850,23 +900,46 @@ cdef object _apply(Function f, tuple inputs):
         outs = [_new_var(_check_output(ys, f))]
     cdef bint no_grad_needed = any_var and all_const
     if not cdz_backprop_off:
-        f.generation = gen
-        f._inputs = inputs
+        f.generation = <int>gen
+        f._set_inputs(inputs)
         f._link(outs)
         for o in outs:
             v = <Variable>o
             v._creator = f
-            v.generation = gen + 1
+            v.generation = <int>(gen + 1)
             v._const = no_grad_needed
         if cdz_anomaly:
             _anomaly_sites[f] = _creation_site()
     return outs[0] if len(outs) == 1 else outs
 
 
+cdef object _forward_error(Function f, tuple inputs, BaseException e):
+    """NumPy's error from a built-in's forward, restated to name the
+    operation and what it was given."""
+    name = type(f).__name__
+    msg = str(e)
+    if not msg.startswith(name + ':'):
+        msg = '{}: {} (inputs: {})'.format(name, msg, ', '.join([_describe(x) for x in inputs]))
+    kind = (ValueError if isinstance(e, ValueError) else
+            TypeError if isinstance(e, TypeError) else IndexError)
+    return kind(msg)
+
+
+cdef str _describe(object x):
+    if isinstance(x, Variable):
+        d = (<Variable>x).data
+        if d is None:
+            return 'a Variable with data None'
+        return 'a Variable of shape {} {}'.format(d.shape, d.dtype)
+    if _is_array(x):
+        return 'an array of shape {} {}'.format(x.shape, x.dtype)
+    return repr(x)
+
+
 cdef inline object _check_output(object y, Function f):
     if type(y) is ndarray:
         return y
-    if np.isscalar(y):
+    if np.isscalar(y) and not isinstance(y, (str, bytes)):
         return _as_arr(y) if isinstance(y, np.generic) else np.asarray(y)
     if _is_array(y):
         return y
@@ -1074,14 +1147,14 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     (<Variable>p)._acc = _run_hooks(<Variable>p, (<Variable>p)._acc, graph)
             gys = tuple([None if f._outs[i] == NULL else (<Variable>f._outs[i])._acc
                          for i in range(n)])
-            gxs = f._bw(gys, graph) if f._native else f._py_bw(gys, graph)
+            gxs = f._bw(gys, graph) if _is_native(f) else f._py_bw(gys, graph)
             if cdz_anomaly:
                 _check_anomaly(f, gys, gxs)
-            for i in range(len(f._inputs)):
+            for i in range(f._nin):
                 gx = gxs[i]
                 if gx is None:
                     continue
-                x_obj = f._inputs[i]
+                x_obj = f._inp(i)
                 if not isinstance(x_obj, Variable):
                     continue
                 x = <Variable>x_obj
@@ -1234,8 +1307,8 @@ cdef class Add(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
-        gx0 = _sum_to_like(gy, self._inputs[0], graph) if self._needs(0) else None
-        gx1 = _sum_to_like(gy, self._inputs[1], graph) if self._needs(1) else None
+        gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
+        gx1 = _sum_to_like(gy, self._in1, graph) if self._needs(1) else None
         return (gx0, gx1)
 
 
@@ -1246,8 +1319,8 @@ cdef class Sub(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
-        gx0 = _sum_to_like(gy, self._inputs[0], graph) if self._needs(0) else None
-        gx1 = _sum_to_like(_neg_g(gy, graph), self._inputs[1], graph) if self._needs(1) else None
+        gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
+        gx1 = _sum_to_like(_neg_g(gy, graph), self._in1, graph) if self._needs(1) else None
         return (gx0, gx1)
 
 
@@ -1294,6 +1367,11 @@ cdef class Pow(_Builtin):
     cdef public object c
 
     def __init__(self, c):
+        if isinstance(c, Variable):
+            raise TypeError('Pow: the exponent must be a constant (a number or an array), '
+                            'got a Variable of shape {}'.format((<Variable>c).data.shape
+                                                                if (<Variable>c).data is not None
+                                                                else None))
         self.c = c
 
     cdef object _fwd(self, tuple xs):
@@ -1377,7 +1455,7 @@ cdef class Reshape(_Builtin):
         return xs[0].reshape(self.shape)
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        return (gys[0].reshape(_shape_of(self._inputs[0])),)
+        return (gys[0].reshape(_shape_of(self._in0)),)
 
 
 cdef class Transpose(_Builtin):
@@ -1411,7 +1489,7 @@ cdef class Sum(_Builtin):
         return xs[0].sum(axis=self.axis, keepdims=self.keepdims)
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        x_shape = _shape_of(self._inputs[0])
+        x_shape = _shape_of(self._in0)
         gy = reshape_sum_backward(gys[0], x_shape, self.axis, self.keepdims)
         return (_broadcast_g(gy, x_shape, graph),)
 
@@ -1427,7 +1505,7 @@ cdef class SumTo(_Builtin):
         return sum_to_array(xs[0], self.shape)
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        return (_broadcast_g(gys[0], _shape_of(self._inputs[0]), graph),)
+        return (_broadcast_g(gys[0], _shape_of(self._in0), graph),)
 
 
 cdef class BroadcastTo(_Builtin):
@@ -1441,7 +1519,7 @@ cdef class BroadcastTo(_Builtin):
         return np.broadcast_to(xs[0], self.shape)
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        return (_sum_to_g(gys[0], _shape_of(self._inputs[0]), graph),)
+        return (_sum_to_g(gys[0], _shape_of(self._in0), graph),)
 
 
 cdef class MatMul(_Builtin):
@@ -1476,9 +1554,9 @@ cdef class Linear(_Builtin):
         W = self._x(1, graph)
         gx = _matmul_g(gy, W.T, graph) if self._needs(0) else None
         gW = _matmul_g(x.T, gy, graph) if self._needs(1) else None
-        if len(self._inputs) == 2:
+        if self._nin == 2:
             return (gx, gW)
-        gb = _sum_to_like(gy, self._inputs[2], graph) if self._needs(2) else None
+        gb = _sum_to_like(gy, self._inp(2), graph) if self._needs(2) else None
         return (gx, gW, gb)
 
 
@@ -1513,8 +1591,8 @@ cdef class MeanSquaredError(_Builtin):
     cdef tuple _bw(self, tuple gys, bint graph):
         diff = self._x(0, graph) - self._x(1, graph)
         g = _broadcast_g(gys[0], _shape_of(diff), graph) * diff * (2. / len(diff))
-        gx0 = _sum_to_like(g, self._inputs[0], graph) if self._needs(0) else None
-        gx1 = _sum_to_like(_neg_g(g, graph), self._inputs[1], graph) if self._needs(1) else None
+        gx0 = _sum_to_like(g, self._in0, graph) if self._needs(0) else None
+        gx1 = _sum_to_like(_neg_g(g, graph), self._in1, graph) if self._needs(1) else None
         return (gx0, gx1)
 
 
@@ -1540,7 +1618,7 @@ cdef class GetItem(_Builtin):
         return xs[0][self.slices]
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        in_shape = _shape_of(self._inputs[0])
+        in_shape = _shape_of(self._in0)
         if graph:
             return (_apply1(GetItemGrad(self.slices, in_shape), gys[0]),)
         return (_scatter_add(gys[0], self.slices, in_shape),)
@@ -1578,7 +1656,7 @@ cdef class Max(_Builtin):
         return xs[0].max(axis=self.axis, keepdims=self.keepdims)
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        x_obj = self._inputs[0]
+        x_obj = self._in0
         xd = (<Variable>x_obj).data if isinstance(x_obj, Variable) else x_obj
         shape = tuple(max_backward_shape(xd, self.axis))
         gy = gys[0].reshape(shape)
