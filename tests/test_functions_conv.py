@@ -471,6 +471,31 @@ def test_max_pooling_tie_sends_the_gradient_to_the_first_maximum():
     assert y.creator.indexes.tolist() == [[[[1]]]]
 
 
+@pytest.mark.parametrize('k,stride', [(2, 2), (2, 1)], ids=['disjoint', 'overlapping'])
+def test_max_pooling_nan_goes_to_its_first_nan_and_stays_there(k, stride):
+    # Like argmax: a window holding NaN has maximum NaN at its first NaN,
+    # which alone receives the gradient.
+    nan = np.nan
+    x = Variable(np.array([[[[1.0, nan, 0.0, 2.0],
+                             [nan, 5.0, 3.0, 1.0]]]]))
+    y = C.pooling(x, k, stride=stride)
+    y.backward()
+    if stride == 2:
+        np.testing.assert_array_equal(y.data, [[[[nan, 3.0]]]])
+        np.testing.assert_array_equal(x.grad.data, [[[[0, 1, 0, 0], [0, 0, 1, 0]]]])
+    else:
+        np.testing.assert_array_equal(y.data, [[[[nan, nan, 3.0]]]])
+        np.testing.assert_array_equal(x.grad.data, [[[[0, 2, 0, 0], [0, 0, 1, 0]]]])
+
+
+def test_max_pooling_infinite_gradient_stays_at_the_maximum():
+    x = Variable(np.array([[[[1.0, 4.0], [2.0, 3.0]]]]))
+    y = C.pooling(x, 2, stride=2)
+    y.grad = Variable(np.array([[[[np.inf]]]]))
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [[[[0, np.inf], [0, 0]]]])
+
+
 def test_overlapping_max_pooling_windows_add_their_gradients():
     x = Variable(np.array([[[[0.0, 0.0, 0.0],
                              [0.0, 9.0, 0.0],
@@ -713,6 +738,17 @@ def test_parity_with_dezero_second_order_through_conv2d_input_gradient(dezero):
         results.append((gx.data, W.grad.data))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize('stride', [2, 1])
+def test_parity_with_dezero_pooling_with_nan(dezero, stride):
+    import dezero.functions_conv as DC
+    x = randn(2, 2, 6, 6)
+    x[0, 0, 1, 1] = x[0, 1, 4, 5] = x[1, 1, 0, 0] = x[1, 1, 0, 1] = np.nan
+    y, (g,) = _run(C, Variable, lambda m, x: m.pooling(x, 2, stride), [x])
+    y_dz, (g_dz,) = _run(DC, dezero.Variable, lambda m, x: m.pooling(x, 2, stride), [x])
+    np.testing.assert_array_equal(y, y_dz)
+    np.testing.assert_array_equal(g, g_dz)
 
 
 def test_parity_with_dezero_pooling_indexes(dezero):

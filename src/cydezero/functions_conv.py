@@ -352,6 +352,9 @@ def _max_windows(x, k, s, p, OH, OW):
     for m in range(K - 2, -1, -1):
         hit = cols[m] == y
         idx -= hit * (idx - m)
+    nan = xp.isnan(y)
+    if nan.any():  # argmax's answer for a window holding NaN: its first NaN
+        idx[nan] = xp.isnan(cols[:, nan]).argmax(axis=0)
     return y, idx
 
 
@@ -408,14 +411,19 @@ class Pooling2DGrad(Function):
         tiled = (s == k and OH * k[0] == H + 2 * PH and OW * k[1] == W + 2 * PW)
         alloc = xp.empty if tiled else xp.zeros
         gx = alloc((N, C, H + 2 * PH, W + 2 * PW), dtype=self.dtype)
+        # gy * hit is the fast select, but inf * 0 would put NaN beside the
+        # maximum; a non-finite gy takes the exact (slower) where().
+        finite = bool(xp.isfinite(gy).all())
+        zero = xp.zeros((), dtype=self.dtype)
         for i in range(k[0]):
             for j in range(k[1]):
                 hit = self.indexes == i * k[1] + j
+                g = gy * hit if finite else xp.where(hit, gy, zero)
                 slab = _slab(gx, i, j, s, OH, OW)
                 if disjoint:  # no pixel is in two windows: write, do not add
-                    xp.multiply(gy, hit, out=slab)
+                    slab[...] = g
                 else:
-                    slab += gy * hit
+                    slab += g
         return gx[:, :, PH:PH + H, PW:PW + W]
 
     def backward(self, ggx):
