@@ -751,6 +751,23 @@ def test_parity_with_dezero_pooling_with_nan(dezero, stride):
     np.testing.assert_array_equal(g, g_dz)
 
 
+def test_signatures_match_dezero(dezero):
+    import inspect
+
+    import dezero.functions_conv as DC
+    for name, obj in vars(DC).items():
+        if name.startswith('_') or getattr(obj, '__module__', None) != DC.__name__:
+            continue  # DeZero's private CuPy kernels are not part of the API
+        ours = getattr(C, name)
+        if inspect.isclass(obj):
+            for meth in ('__init__', 'forward', 'backward'):
+                if meth in vars(obj):
+                    assert (inspect.signature(getattr(ours, meth))
+                            == inspect.signature(vars(obj)[meth])), (name, meth)
+        else:
+            assert inspect.signature(ours) == inspect.signature(obj), name
+
+
 def test_parity_with_dezero_pooling_indexes(dezero):
     import dezero.functions_conv as DC
     x = randn(2, 3, 7, 6)

@@ -322,7 +322,8 @@ class Conv2DGradW(Function):
         gW = (gy.reshape(N, OC, OH * OW) @ col.transpose(0, 2, 1)).sum(axis=0)
         return gW.reshape(OC, C, k[0], k[1])
 
-    def backward(self, ggW):
+    def backward(self, gys):
+        ggW = gys  # DeZero's parameter name; it is the one gradient, at gW
         x, gy = self.inputs
         gx = deconv2d(gy, ggW, b=None, stride=self.stride, pad=self.pad,
                       outsize=x.shape[2:])
