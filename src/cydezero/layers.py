@@ -117,21 +117,20 @@ class Layer:
         raise NotImplementedError(
             f'{type(self).__name__} does not implement forward()')
 
-    def _walk(self, seen):
+    def _walk(self):
+        d = self.__dict__
         for name in self._params:
-            obj = self.__dict__[name]
-            if id(obj) in seen:
-                continue
-            seen.add(id(obj))
+            obj = d[name]
             if isinstance(obj, Layer):
-                yield from obj._walk(seen)
+                yield from obj._walk()
             else:
                 yield obj
 
     def params(self):
-        """Yield every Parameter of this layer and its sub-layers, depth
-        first in registration order, each Parameter once."""
-        return self._walk(set())
+        """Iterate over every Parameter of this layer and its sub-layers,
+        depth first in registration order, each Parameter once."""
+        # Parameters hash by identity; a dict keeps the first occurrence.
+        return iter(dict.fromkeys(self._walk()))
 
     def _named_params(self, parent_key=''):
         """(slash-joined attribute path, Parameter) for every path, as
