@@ -569,6 +569,15 @@ def test_im2col_matches_loops(xs, k, stride, pad, to_matrix):
 
 
 @pytest.mark.parametrize('to_matrix', [True, False])
+def test_im2col_of_a_1x1_kernel_is_a_writable_copy(to_matrix):
+    x = randn(2, 1, 3, 3)
+    col = C.im2col_array(x, 1, 1, 0, to_matrix)
+    np.testing.assert_array_equal(col.ravel(), x.ravel())
+    col[...] = 0
+    assert np.all(x != 0)
+
+
+@pytest.mark.parametrize('to_matrix', [True, False])
 @pytest.mark.parametrize('xs,k,stride,pad', IM2COL_CASES, ids=IM2COL_IDS)
 def test_im2col_and_col2im_are_adjoint(xs, k, stride, pad, to_matrix):
     x = randn(*xs)

@@ -126,9 +126,12 @@ def im2col_array(img, kernel_size, stride, pad, to_matrix=True):
     N = img.shape[0]
     OH, OW = _outsize('im2col_array', img.shape, k, s, p)
     view = _windows(img, k, s, p, OH, OW)
-    if to_matrix:
-        return view.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
-    return view.copy()
+    if not to_matrix:
+        return view.copy()
+    col = view.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
+    # A 1x1 kernel over a single channel reshapes without copying: still
+    # hand back an array of its own, never a read-only view of img.
+    return col.copy() if cuda.get_array_module(img).may_share_memory(col, img) else col
 
 
 def col2im_array(col, img_shape, kernel_size, stride, pad, to_matrix=True):
