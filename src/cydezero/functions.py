@@ -363,7 +363,7 @@ class BatchNorm(Function):
             var = x.var(axis=0)
             inv_std = 1 / xp.sqrt(var + self.eps)
             m = x.size // gamma.size
-            s = max(1.0, m - 1.0)
+            s = m - 1. if m - 1. > 1. else 1.  # noqa: FURB136  (max is F.max here)
             adjust = m / s  # unbiased variance for the running estimate
             self.avg_mean *= self.decay
             self.avg_mean += (1 - self.decay) * mean
