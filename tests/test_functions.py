@@ -49,7 +49,7 @@ def assert_grads(f, *arrays, rtol=1e-5, atol=1e-7):
     for k, (bp, num) in enumerate(zip(bp_grads(f, arrays), num_grads(f, arrays))):
         assert bp.shape == num.shape, k
         np.testing.assert_allclose(bp, num, rtol=rtol, atol=atol,
-                                   err_msg='input {}'.format(k))
+                                   err_msg=f'input {k}')
 
 
 def second_grad(f, x):

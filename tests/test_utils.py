@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 import cydezero
-import cydezero.cuda as cuda
 import cydezero.functions as F
 import cydezero.utils as U
-from cydezero import Function, Variable
+from cydezero import Function, Variable, cuda
 
 RNG = np.random.default_rng(1)
 
@@ -110,7 +109,7 @@ def test_gradient_check_fails_for_wrong_backward(capsys):
 def _canonical(dot):
     """Replace object ids by first-appearance numbers so texts compare."""
     ids = {}
-    return re.sub(r'\b\d{6,}\b', lambda m: 'n{}'.format(ids.setdefault(m.group(), len(ids))),
+    return re.sub(r'\b\d{6,}\b', lambda m: f'n{ids.setdefault(m.group(), len(ids))}',
                   dot)
 
 
@@ -122,13 +121,12 @@ def test_get_dot_graph_text():
     txt = U.get_dot_graph(y, verbose=False)
     assert txt.startswith('digraph g {\n') and txt.endswith('}')
     assert txt.count('shape=box') == 1
-    assert '{} [label="y", color=orange, style=filled]'.format(id(y)) in txt
-    assert '{} [label="x0", color=orange, style=filled]'.format(id(x0)) in txt
-    assert '{} [label="Add", color=lightblue, style=filled, shape=box]'.format(
-        id(y.creator)) in txt
-    assert '{} -> {}'.format(id(x0), id(y.creator)) in txt
-    assert '{} -> {}'.format(id(x1), id(y.creator)) in txt
-    assert '{} -> {}'.format(id(y.creator), id(y)) in txt
+    assert f'{id(y)} [label="y", color=orange, style=filled]' in txt
+    assert f'{id(x0)} [label="x0", color=orange, style=filled]' in txt
+    assert f'{id(y.creator)} [label="Add", color=lightblue, style=filled, shape=box]' in txt
+    assert f'{id(x0)} -> {id(y.creator)}' in txt
+    assert f'{id(x1)} -> {id(y.creator)}' in txt
+    assert f'{id(y.creator)} -> {id(y)}' in txt
     verbose = U.get_dot_graph(y)
     assert 'label="x1: (2,) float64"' in verbose
     assert 'label="y: (2,) float64"' in verbose
@@ -264,7 +262,8 @@ def test_get_file_downloads_into_cache(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(urllib.request, 'urlretrieve', fake)
     path = U.get_file('https://example.com/d/w.npz')
     assert path == str(tmp_path / 'new' / 'w.npz')
-    assert open(path, 'rb').read() == b'payload'
+    with open(path, 'rb') as f:
+        assert f.read() == b'payload'
     assert os.listdir(tmp_path / 'new') == ['w.npz']
     U.get_file('https://example.com/d/w.npz')
     assert calls == ['https://example.com/d/w.npz']  # the second call hit the cache
@@ -322,7 +321,7 @@ def test_cuda_without_gpu(monkeypatch):
 def test_cuda_flag_matches_cupy_availability():
     try:
         import cupy  # noqa: F401
-    except Exception:
+    except Exception:  # noqa: BLE001  (any failure to load CuPy means no GPU)
         assert cuda.gpu_enable is False
     else:
         assert cuda.gpu_enable is True

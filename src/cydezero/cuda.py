@@ -12,7 +12,7 @@ try:  # CuPy is an optional dependency.
     import cupy as cp
     cupy = cp
     gpu_enable = True
-except Exception:  # ImportError, or a CUDA runtime that fails to load
+except Exception:  # noqa: BLE001  (ImportError, or a CUDA runtime that fails to load)
     cp = None
     cupy = None
     gpu_enable = False

@@ -350,7 +350,7 @@ class BatchNorm(Function):
     def forward(self, x, gamma, beta):
         if x.ndim not in (2, 4):
             raise ValueError('batch norm takes 2-d (N, C) or 4-d (N, C, H, W) '
-                             'input, got shape {}'.format(x.shape))
+                             f'input, got shape {x.shape}')
         x_ndim = x.ndim
         if x_ndim == 4:
             N, C, H, W = x.shape
@@ -363,7 +363,7 @@ class BatchNorm(Function):
             var = x.var(axis=0)
             inv_std = 1 / xp.sqrt(var + self.eps)
             m = x.size // gamma.size
-            s = m - 1. if m - 1. > 1. else 1.
+            s = m - 1. if m - 1. > 1. else 1.  # noqa: FURB136  (max is F.max here)
             adjust = m / s  # unbiased variance for the running estimate
             self.avg_mean *= self.decay
             self.avg_mean += (1 - self.decay) * mean
@@ -381,7 +381,7 @@ class BatchNorm(Function):
         return y
 
     def backward(self, gy):
-        x, gamma, beta = self.inputs
+        x, gamma, _ = self.inputs
         four_d = gy.ndim == 4
         if four_d:
             N, C, H, W = gy.shape

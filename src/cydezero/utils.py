@@ -31,19 +31,18 @@ def _dot_var(v, verbose=False):
         if v.name is not None:
             label += ': '
         label += str(v.shape) + ' ' + str(v.dtype)
-    return '{} [label="{}", color=orange, style=filled]\n'.format(id(v), label)
+    return f'{id(v)} [label="{label}", color=orange, style=filled]\n'
 
 
 def _dot_func(f):
     """One DOT node for a Function and the edges to and from its variables."""
-    txt = '{} [label="{}", color=lightblue, style=filled, shape=box]\n'.format(
-        id(f), type(f).__name__)
+    txt = f'{id(f)} [label="{type(f).__name__}", color=lightblue, style=filled, shape=box]\n'
     for x in f.inputs:
-        txt += '{} -> {}\n'.format(id(x), id(f))
+        txt += f'{id(x)} -> {id(f)}\n'
     for ref in f.outputs:
         y = ref()
         if y is not None:  # an output the user already dropped has no node
-            txt += '{} -> {}\n'.format(id(f), id(y))
+            txt += f'{id(f)} -> {id(y)}\n'
     return txt
 
 
@@ -93,12 +92,11 @@ def plot_dot_graph(output, verbose=True, to_file='graph.png'):
         with os.fdopen(fd, 'w') as f:
             f.write(dot_graph)
         proc = subprocess.run([dot, graph_path, '-T', extension, '-o', to_file],
-                              capture_output=True, text=True)
+                              check=False, capture_output=True, text=True)
     finally:
         os.remove(graph_path)
     if proc.returncode != 0:
-        raise RuntimeError('Graphviz `dot` failed to write {!r}: {}'.format(
-            to_file, proc.stderr.strip()))
+        raise RuntimeError(f'Graphviz `dot` failed to write {to_file!r}: {proc.stderr.strip()}')
     try:
         from IPython import display
     except ImportError:
@@ -142,14 +140,14 @@ def gradient_check(f, x, *args, rtol=1e-4, atol=1e-5, **kwargs):
     assert bp_grad.shape == num_grad.shape
     ok = array_allclose(num_grad, bp_grad, atol=atol, rtol=rtol)
     if not ok:
-        print('')
+        print()
         print('========== FAILED (Gradient Check) ==========')
         print('Numerical Grad')
-        print(' shape: {}'.format(num_grad.shape))
-        print(' values: {} ...'.format(str(cuda.as_numpy(num_grad).ravel()[:10])[1:-1]))
+        print(f' shape: {num_grad.shape}')
+        print(f' values: {str(cuda.as_numpy(num_grad).ravel()[:10])[1:-1]} ...')
         print('Backprop Grad')
-        print(' shape: {}'.format(bp_grad.shape))
-        print(' values: {} ...'.format(str(cuda.as_numpy(bp_grad).ravel()[:10])[1:-1]))
+        print(f' shape: {bp_grad.shape}')
+        print(f' values: {str(cuda.as_numpy(bp_grad).ravel()[:10])[1:-1]} ...')
     return ok
 
 
@@ -246,8 +244,8 @@ def get_file(url, file_name=None):
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as e:
-        raise OSError('cannot create the cache directory {} to download {}: {}'
-                      .format(directory, url, e)) from e
+        raise OSError(f'cannot create the cache directory {directory} to download {url}: {e}'
+                      ) from e
 
     print('Downloading: ' + file_name)
     fd, tmp_path = tempfile.mkstemp(prefix='.' + file_name + '.', suffix='.part',
@@ -260,9 +258,8 @@ def get_file(url, file_name=None):
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         if isinstance(e, Exception):
-            raise OSError('could not download {} to {} ({}: {}); if you are '
-                          'offline, put the file at that path by hand'.format(
-                              url, file_path, type(e).__name__, e)) from e
+            raise OSError(f'could not download {url} to {file_path} ({type(e).__name__}: {e}); if you are '
+                          'offline, put the file at that path by hand') from e
         raise
     print(' Done')
     return file_path
@@ -287,6 +284,6 @@ def pair(x):
         return (x, x)
     if isinstance(x, tuple):
         if len(x) != 2:
-            raise ValueError('pair expects an int or a 2-tuple, got {!r}'.format(x))
+            raise ValueError(f'pair expects an int or a 2-tuple, got {x!r}')
         return x
-    raise ValueError('pair expects an int or a 2-tuple, got {!r}'.format(x))
+    raise ValueError(f'pair expects an int or a 2-tuple, got {x!r}')
