@@ -445,6 +445,10 @@ cdef class Variable:
     def matmul(self, W):
         return matmul(self, W)
 
+    def matmaul(self, W):
+        """DeZero's own misspelling of ``matmul``, kept for code that uses it."""
+        return matmul(self, W)
+
     def dot(self, W):
         return matmul(self, W)
 

@@ -2,9 +2,9 @@
 per-thread ``Config`` and the context managers that switch it."""
 import contextlib
 
-import numpy as np  # noqa: F401  (DeZero's core module exposes np)
+import numpy as np
 
-from cydezero import _core
+from cydezero import _core, cuda
 from cydezero._core import (  # noqa: F401
     Add,
     Cos,
@@ -31,6 +31,10 @@ from cydezero._core import (  # noqa: F401
     rsub,
     sub,
 )
+
+# The array types a Variable may hold (DeZero's name): NumPy's, and CuPy's
+# when CuPy is installed.
+array_types = (np.ndarray,) if cuda.cupy is None else (np.ndarray, cuda.cupy.ndarray)
 
 
 class _PerThread(type):
