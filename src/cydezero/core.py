@@ -34,7 +34,7 @@ from cydezero._core import (  # noqa: F401
 
 # The array types a Variable may hold (DeZero's name): NumPy's, and CuPy's
 # when CuPy is installed.
-array_types = (np.ndarray,) if cuda.cupy is None else (np.ndarray, cuda.cupy.ndarray)
+array_types = np.ndarray if cuda.cupy is None else (np.ndarray, cuda.cupy.ndarray)
 
 
 class _PerThread(type):
