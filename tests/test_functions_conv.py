@@ -456,6 +456,14 @@ def test_max_pooling_gradient_matches_numerical(fn, xs, k, stride, pad):
     assert_grads(weighted(lambda x: fn(x, k, stride, pad), out), x)
 
 
+def test_max_pooling_with_more_offsets_than_int8_holds():
+    x = distinct(1, 2, 12, 13)
+    y = C.pooling(x, 12, stride=1)
+    np.testing.assert_array_equal(y.data, ref_pool(x, 12, 1, 0, np.max))
+    np.testing.assert_array_equal(y.creator.indexes, ref_pool(x, 12, 1, 0, np.argmax))
+    assert_grads(weighted(lambda x: C.pooling(x, 12, stride=1), y.shape), x)
+
+
 def test_max_pooling_padding_counts_as_zero_like_dezero():
     x = -1 - np.abs(randn(1, 1, 2, 2))
     y = C.pooling(x, 2, stride=2, pad=1)
