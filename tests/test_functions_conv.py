@@ -4,6 +4,8 @@ in float64, im2col/col2im and conv2d/deconv2d adjointness, argument errors,
 and parity with the dezero 0.0.13 package."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cydezero.functions as F
 import cydezero.functions_conv as C
@@ -454,6 +456,14 @@ def test_max_pooling_gradient_matches_numerical(fn, xs, k, stride, pad):
     assert_grads(weighted(lambda x: fn(x, k, stride, pad), out), x)
 
 
+def test_max_pooling_with_more_offsets_than_int8_holds():
+    x = distinct(1, 2, 12, 13)
+    y = C.pooling(x, 12, stride=1)
+    np.testing.assert_array_equal(y.data, ref_pool(x, 12, 1, 0, np.max))
+    np.testing.assert_array_equal(y.creator.indexes, ref_pool(x, 12, 1, 0, np.argmax))
+    assert_grads(weighted(lambda x: C.pooling(x, 12, stride=1), y.shape), x)
+
+
 def test_max_pooling_padding_counts_as_zero_like_dezero():
     x = -1 - np.abs(randn(1, 1, 2, 2))
     y = C.pooling(x, 2, stride=2, pad=1)
@@ -598,6 +608,45 @@ def test_im2col_and_col2im_gradients_match_numerical(xs, k, stride, pad, to_matr
     assert_grads(weighted(lambda x: C.im2col(x, k, stride, pad, to_matrix), col_shape), x)
     g = randn(*col_shape)
     assert_grads(weighted(lambda g: C.col2im(g, xs, k, stride, pad, to_matrix), xs), g)
+
+
+# -----------------------------------------------------------------------------
+# random geometry (property test)
+# -----------------------------------------------------------------------------
+@st.composite
+def geometries(draw):
+    """(x shape, W shape, stride, pad) with at least one output pixel."""
+    n, c, oc = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 7))
+    w = draw(st.integers(max(1, kw - 2 * pw), 7))
+    return (n, c, h, w), (oc, c, kh, kw), (sh, sw), (ph, pw)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(geometries(), st.integers(0, 2 ** 32 - 1))
+def test_random_geometry_forward_and_adjoints(geometry, seed):
+    xs, ws, stride, pad = geometry
+    rng = np.random.default_rng(seed)
+    x, W, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    y = C.conv2d(x, W, b, stride, pad)
+    np.testing.assert_allclose(y.data, ref_conv2d(x, W, b, stride, pad),
+                               rtol=1e-10, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    gx = C.deconv2d(g, W, stride=stride, pad=pad, outsize=xs[2:])
+    np.testing.assert_allclose(np.sum((y.data - b.reshape(1, -1, 1, 1)) * g),
+                               np.sum(x * gx.data), rtol=1e-9, atol=1e-9)
+    k = ws[2:]
+    col = C.im2col_array(x, k, stride, pad)
+    np.testing.assert_array_equal(col, ref_im2col(x, k, stride, pad, True))
+    gc = rng.standard_normal(col.shape)
+    np.testing.assert_allclose(np.sum(col * gc),
+                               np.sum(x * C.col2im_array(gc, xs, k, stride, pad)),
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(C.pooling(x, k, stride, pad).data,
+                                  ref_pool(x, k, stride, pad, np.max))
 
 
 # -----------------------------------------------------------------------------

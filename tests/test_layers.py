@@ -2,7 +2,9 @@
 (seeded draws equal to dezero 0.0.13's), save/load (atomic, clear errors),
 RNN/LSTM against NumPy formulas and numerical gradients (also through
 truncated BPTT), BatchNorm train/test modes, EmbedID."""
+import copy
 import os
+import pickle
 import subprocess
 import sys
 
@@ -108,6 +110,20 @@ def test_call_records_weak_references_to_inputs_and_outputs():
     assert lin.inputs[0]() is x and lin.outputs[0]() is y
     del y
     assert lin.outputs[0]() is None
+
+
+def test_called_layer_pickles_and_deep_copies():
+    m = _mlp(0)
+    x = np.ones((2, 5))
+    y = m.head(x)
+    for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert list(clone._params) == list(m._params)
+        assert all(a is not b and np.array_equal(a.data, b.data)
+                   for a, b in zip(clone.params(), m.params()))
+        np.testing.assert_array_equal(clone.head(x).data, m.head(x).data)
+        clone.extra = L.Linear(1)       # registration still works
+        assert list(clone._params)[-1] == 'extra'
+    assert y.shape == (2, 3)
 
 
 def test_cleargrads_clears_every_nested_grad():

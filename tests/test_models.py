@@ -1,6 +1,8 @@
 """cydezero.models: Model.plot, Sequential, MLP, VGG16 (forward on a small
 image, seeded parity with dezero 0.0.13, preprocess, pretrained loading
 through the download cache), ResNet and its blocks, SqueezeNet."""
+import importlib
+import inspect
 import urllib.error
 
 import numpy as np
@@ -27,6 +29,40 @@ def n_params(model):
 # -----------------------------------------------------------------------------
 # Model / Sequential / MLP
 # -----------------------------------------------------------------------------
+@pytest.mark.parametrize('module', ['layers', 'models', 'optimizers'])
+def test_public_names_and_signatures_match_dezero(dezero, module):
+    """Every class and function defined in dezero's module exists here with
+    the same parameters and defaults (function defaults compared by name),
+    and so does every method DeZero's classes define."""
+    ref_mod = importlib.import_module(f'dezero.{module}')
+    ours_mod = importlib.import_module(f'cydezero.{module}')
+
+    def sig(f):
+        return [(p.name, p.kind, getattr(p.default, '__name__', p.default))
+                for p in inspect.signature(f).parameters.values()]
+
+    for name, ref in vars(ref_mod).items():
+        if name.startswith('__') or getattr(ref, '__module__', None) != ref_mod.__name__:
+            continue
+        ours = getattr(ours_mod, name)
+        if not inspect.isclass(ref):
+            assert sig(ours) == sig(ref), name
+            continue
+        for attr, member in vars(ref).items():
+            if attr.startswith('__') and attr not in ('__init__', '__call__',
+                                                       '__setattr__'):
+                continue
+            mine = inspect.getattr_static(ours, attr)
+            if isinstance(member, property):
+                assert isinstance(mine, property), (name, attr)
+            elif isinstance(member, staticmethod):
+                assert sig(mine.__func__) == sig(member.__func__), (name, attr)
+            elif callable(member):
+                assert sig(getattr(ours, attr)) == sig(member), (name, attr)
+            else:
+                assert mine == member, (name, attr)
+
+
 def test_model_is_a_layer_exported_where_dezero_has_it():
     assert issubclass(M.Model, L.Layer)
     assert M.Layer is L.Layer

@@ -351,7 +351,9 @@ def _max_windows(x, k, s, p, OH, OW):
     y = cols.max(axis=0)
     # The first offset holding the maximum, with arithmetic instead of masked
     # copies: on random data the masks defeat branch prediction and masked
-    # copies ran three times slower.
+    # copies ran three times slower. The offsets are int8 where they fit
+    # (DeZero's argmax gives int64, same values): int64 made pooling's
+    # forward plus backward 40% slower.
     idx = xp.full(y.shape, K - 1, dtype=np.int8 if K <= 127 else np.int64)
     for m in range(K - 2, -1, -1):
         hit = cols[m] == y

@@ -28,6 +28,8 @@ Where this differs from DeZero 0.0.13, and why:
   device (DeZero moved it to the CPU). ``load_weights`` accepts the path
   without ``.npz``, checks every key and shape before assigning anything,
   and names what is missing.
+- A layer pickles (and deep-copies) after it has been called: the weak
+  references to the last call's inputs and outputs are left out.
 """
 import os
 import weakref
@@ -112,6 +114,14 @@ class Layer:
         d['inputs'] = [_ref(x) for x in inputs]
         d['outputs'] = [_ref(y) for y in outputs]
         return outputs if len(outputs) > 1 else outputs[0]
+
+    def __getstate__(self):
+        # The weak references to the last call's inputs and outputs do not
+        # pickle (DeZero's layers could not be pickled once called).
+        state = self.__dict__.copy()
+        state.pop('inputs', None)
+        state.pop('outputs', None)
+        return state
 
     def forward(self, inputs):
         raise NotImplementedError(
