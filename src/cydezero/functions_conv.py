@@ -20,6 +20,7 @@ from cydezero._core import (
     Variable,
     as_variable,
     broadcast_to,
+    linear,
     reshape,
     transpose,
 )
@@ -583,8 +584,6 @@ def conv2d_simple(x, W, b=None, stride=1, pad=0):
     """conv2d as im2col, then a matrix product with W reshaped to
     (C*KH*KW, OC), then back to (N, OC, OH, OW): several graph nodes, same
     values and gradients as :func:`conv2d`."""
-    from cydezero.functions import linear  # functions imports this module
-
     x, W = as_variable(x), as_variable(W)
     _check_4d('conv2d_simple', 'x', x)
     _check_4d('conv2d_simple', 'W', W)
