@@ -1,12 +1,16 @@
 """DeZero's ``dezero.dataloaders``: iterate a Dataset in mini-batches of
 stacked arrays ``(x, t)``, one epoch per ``for`` loop, optionally shuffled
 (with ``np.random.permutation``) and moved to the GPU."""
+import importlib.util
 import math
 
 import numpy as np
 
 from cydezero import cuda
 from cydezero.datasets import Dataset, _identity
+
+# DeZero's flag; found without importing Pillow (the loaders never need it).
+pil_available = importlib.util.find_spec('PIL') is not None
 
 # dtypes for which fancy indexing gives exactly what stacking the examples
 # one by one with np.array gives (not strings, whose width could shrink,

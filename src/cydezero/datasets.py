@@ -14,6 +14,7 @@ import numpy as np
 
 from cydezero import utils
 from cydezero.transforms import Compose, Flatten, Normalize, ToFloat
+from cydezero.utils import cache_dir, get_file  # noqa: F401  (DeZero's module exposes them)
 
 
 def _identity(x):
