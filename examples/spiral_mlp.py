@@ -17,8 +17,7 @@ import numpy as np
 
 import cydezero as dezero
 import cydezero.functions as F
-from cydezero import optimizers
-from cydezero.dataloaders import DataLoader
+from cydezero import DataLoader, optimizers
 from cydezero.datasets import Spiral
 from cydezero.models import MLP
 
