@@ -237,6 +237,8 @@ def sum_to_array(x, shape):
                          .format(x.shape, shape))
     lead_axis = tuple(range(lead))
     axis = tuple([i + lead for i, sx in enumerate(shape) if sx == 1])
+    if not axis:
+        return _as_arr(x.sum(lead_axis))    # only prepended axes (a bias)
     y = x.sum(lead_axis + axis, keepdims=True)
     if lead > 0:
         y = y.squeeze(lead_axis)
@@ -1594,7 +1596,10 @@ cdef class MeanSquaredError(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         diff = self._x(0, graph) - self._x(1, graph)
-        g = _broadcast_g(gys[0], _shape_of(diff), graph) * diff * (2. / len(diff))
+        # On arrays, NumPy broadcasts gy in the product itself (same values);
+        # a recorded graph needs the explicit BroadcastTo.
+        gy = _broadcast_g(gys[0], _shape_of(diff), graph) if graph else gys[0]
+        g = gy * diff * (2. / len(diff))
         gx0 = _sum_to_like(g, self._in0, graph) if self._needs(0) else None
         gx1 = _sum_to_like(_neg_g(g, graph), self._in1, graph) if self._needs(1) else None
         return (gx0, gx1)
