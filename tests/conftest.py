@@ -21,6 +21,29 @@ def numerical_grad(f, x, eps=1e-6):
     return grad
 
 
+def num_grads(f, arrays, eps=1e-6):
+    """Central differences of sum(f(*arrays)) with respect to every input
+    (f may return an array or a Variable)."""
+    from cydezero import Variable
+
+    def total(y):
+        return np.sum(y.data if isinstance(y, Variable) else y)
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    grads = []
+    for a in arrays:
+        g = np.zeros_like(a)
+        for idx in np.ndindex(*a.shape):
+            orig = a[idx]
+            a[idx] = orig + eps
+            hi = total(f(*arrays))
+            a[idx] = orig - eps
+            lo = total(f(*arrays))
+            a[idx] = orig
+            g[idx] = (hi - lo) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
 @pytest.fixture(scope='session')
 def dezero():
     if not hasattr(np, 'int'):

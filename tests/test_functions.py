@@ -4,6 +4,7 @@ DeZero can differentiate twice, train/test behaviour of dropout and batch
 norm, and parity with the dezero 0.0.13 package."""
 import numpy as np
 import pytest
+from conftest import num_grads
 
 import cydezero
 import cydezero.functions as F
@@ -16,28 +17,6 @@ RNG = np.random.default_rng(0)
 # -----------------------------------------------------------------------------
 # helpers
 # -----------------------------------------------------------------------------
-def num_grads(f, arrays, eps=1e-6):
-    """Central-difference gradients of sum(f(*arrays)) for every input."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    grads = []
-    for k, a in enumerate(arrays):
-        g = np.zeros_like(a)
-        for idx in np.ndindex(*a.shape):
-            orig = a[idx]
-            a[idx] = orig + eps
-            hi = np.sum(_data(f(*arrays)))
-            a[idx] = orig - eps
-            lo = np.sum(_data(f(*arrays)))
-            a[idx] = orig
-            g[idx] = (hi - lo) / (2 * eps)
-        grads.append(g)
-    return grads
-
-
-def _data(y):
-    return y.data if isinstance(y, Variable) else y
-
-
 def bp_grads(f, arrays):
     xs = [Variable(np.array(a, dtype=np.float64)) for a in arrays]
     y = f(*xs)

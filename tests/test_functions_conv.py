@@ -4,6 +4,7 @@ in float64, im2col/col2im and conv2d/deconv2d adjointness, argument errors,
 and parity with the dezero 0.0.13 package."""
 import numpy as np
 import pytest
+from conftest import num_grads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,28 +117,6 @@ def ref_im2col(x, k, s, p, to_matrix):
 # -----------------------------------------------------------------------------
 # differentiation helpers
 # -----------------------------------------------------------------------------
-def num_grads(f, arrays, eps=1e-6):
-    """Central differences of sum(f(*arrays)) with respect to every input."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for idx in np.ndindex(*a.shape):
-            orig = a[idx]
-            a[idx] = orig + eps
-            hi = np.sum(_data(f(*arrays)))
-            a[idx] = orig - eps
-            lo = np.sum(_data(f(*arrays)))
-            a[idx] = orig
-            g[idx] = (hi - lo) / (2 * eps)
-        grads.append(g)
-    return grads
-
-
-def _data(y):
-    return y.data if isinstance(y, Variable) else y
-
-
 def bp_grads(f, arrays):
     xs = [Variable(np.array(a, dtype=np.float64)) for a in arrays]
     f(*xs).backward()

@@ -546,6 +546,15 @@ cdef class HookHandle:
             (<Variable>v)._hooked = False
 
 
+cdef object _grad_data(object g):
+    """The array in a gradient that user code handed back (a Variable, an
+    array or a NumPy scalar), or None when it is none of those."""
+    if isinstance(g, Variable):
+        return (<Variable>g).data
+    g = _as_arr(g)
+    return g if _is_array(g) else None
+
+
 cdef object _run_hooks(Variable x, object acc, bint graph):
     """Pass x's complete gradient for this pass through its hooks, in the
     order they were registered; each may replace it."""
@@ -557,13 +566,11 @@ cdef object _run_hooks(Variable x, object acc, bint graph):
         r = hook(g)
         if r is None:
             continue
-        if isinstance(r, Variable):
-            rd = (<Variable>r).data
-        else:
-            rd = _as_arr(r)
-            if not _is_array(rd):
-                raise TypeError('gradient hook {!r} returned {!r}; expected a Variable, '
-                                'an array or None'.format(hook, type(r)))
+        rd = _grad_data(r)
+        if rd is None:
+            raise TypeError('gradient hook {!r} returned {!r}; expected a Variable, '
+                            'an array or None'.format(hook, type(r)))
+        if not isinstance(r, Variable):
             r = _new_var(rd)
         if rd.shape != x.data.shape:
             raise ValueError('gradient hook {!r} returned a gradient of shape {} for a '
@@ -765,13 +772,11 @@ cdef class Function:
                 continue
             if not self._needs(i):
                 continue
-            if isinstance(gx, Variable):
-                g = (<Variable>gx).data
-            else:
-                g = _as_arr(gx)
-                if not _is_array(g):
-                    raise TypeError('{}.backward returned {!r} for input {}; expected '
-                                    'a Variable or an array'.format(name, type(gx), i))
+            g = _grad_data(gx)
+            if g is None:
+                raise TypeError('{}.backward returned {!r} for input {}; expected '
+                                'a Variable or an array'.format(name, type(gx), i))
+            if not isinstance(gx, Variable):
                 gx = _new_var(g) if graph else g
             if g.shape != (<Variable>x).data.shape:
                 raise ValueError(
@@ -1534,12 +1539,17 @@ cdef class MatMul(_Builtin):
         return xs[0].dot(xs[1])
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        gy = gys[0]
-        x = self._x(0, graph)
-        W = self._x(1, graph)
-        gx = _matmul_g(gy, W.T, graph) if self._needs(0) else None
-        gW = _matmul_g(x.T, gy, graph) if self._needs(1) else None
-        return (gx, gW)
+        return _matmul_bw(self, gys[0], graph)
+
+
+cdef tuple _matmul_bw(Function f, object gy, bint graph):
+    """(gx, gW) = (gy @ W.T, x.T @ gy) for f's inputs x, W: MatMul's
+    backward, and Linear's apart from the bias."""
+    x = f._x(0, graph)
+    W = f._x(1, graph)
+    gx = _matmul_g(gy, W.T, graph) if f._needs(0) else None
+    gW = _matmul_g(x.T, gy, graph) if f._needs(1) else None
+    return (gx, gW)
 
 
 # The layers' workhorses: written here rather than in Python so that a small
@@ -1556,14 +1566,11 @@ cdef class Linear(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
-        x = self._x(0, graph)
-        W = self._x(1, graph)
-        gx = _matmul_g(gy, W.T, graph) if self._needs(0) else None
-        gW = _matmul_g(x.T, gy, graph) if self._needs(1) else None
+        gxW = _matmul_bw(self, gy, graph)
         if self._nin == 2:
-            return (gx, gW)
+            return gxW
         gb = _sum_to_like(gy, self._inp(2), graph) if self._needs(2) else None
-        return (gx, gW, gb)
+        return gxW + (gb,)
 
 
 cdef class Sigmoid(_Builtin):

@@ -389,10 +389,8 @@ class Pooling(Function):
         return Pooling2DGrad(self)(gy)
 
 
-class Pooling2DGrad(Function):
-    """Gradient of max pooling: gx = sum over windows of gy placed at each
-    window's argmax (from the Pooling given). Linear in gy, and its adjoint
-    is Pooling2DWithIndexes: ggy = Pooling2DWithIndexes(ggx)."""
+class _FromPooling(Function):
+    """A Function that reuses a max Pooling's geometry and argmax indexes."""
 
     def __init__(self, mpool2d):
         super().__init__()
@@ -403,6 +401,12 @@ class Pooling2DGrad(Function):
         self.input_shape = mpool2d.inputs[0].shape
         self.dtype = mpool2d.inputs[0].dtype
         self.indexes = mpool2d.indexes
+
+
+class Pooling2DGrad(_FromPooling):
+    """Gradient of max pooling: gx = sum over windows of gy placed at each
+    window's argmax (from the Pooling given). Linear in gy, and its adjoint
+    is Pooling2DWithIndexes: ggy = Pooling2DWithIndexes(ggx)."""
 
     def forward(self, gy):
         k, s, p = _geometry('Pooling2DGrad', self.kernel_size, self.stride, self.pad)
@@ -437,20 +441,10 @@ class Pooling2DGrad(Function):
         return Pooling2DWithIndexes(self.mpool2d)(ggx)
 
 
-class Pooling2DWithIndexes(Function):
+class Pooling2DWithIndexes(_FromPooling):
     """y[n, c, y, x] = x at the window position that was the argmax in the
     Pooling given (not the argmax of this x). Linear in x; its adjoint is
     Pooling2DGrad: gx = Pooling2DGrad(gy)."""
-
-    def __init__(self, mpool2d):
-        super().__init__()
-        self.mpool2d = mpool2d
-        self.kernel_size = mpool2d.kernel_size
-        self.stride = mpool2d.stride
-        self.pad = mpool2d.pad
-        self.input_shape = mpool2d.inputs[0].shape
-        self.dtype = mpool2d.inputs[0].dtype
-        self.indexes = mpool2d.indexes
 
     def forward(self, x):
         k, s, p = _geometry('Pooling2DWithIndexes', self.kernel_size, self.stride,
