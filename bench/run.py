@@ -69,7 +69,8 @@ WORKLOADS = {
         "desc": "784-1000-10 ReLU MLP, softmax CE, batch 256 float32, n SGD "
              "steps (compute bound: torch uses all cores)",
         "dz": W.dz_mlp_large, "torch": W.torch_mlp_large, "numpy": W.np_mlp_large,
-        "sizes": ([20], [3], [1]), "rtol": 1e-3, "overhead": False, "quick": False},
+        "sizes": ([20], [3], [1]), "rtol": 1e-3, "overhead": False, "quick": False,
+        "step_memory": True},
     "conv": {
         "desc": "conv3x3(16, pad 1)-relu-maxpool2-linear(10), batch 32x1x28x28 "
              "float32, n SGD steps",
@@ -226,6 +227,22 @@ def measure_memory(handle, n):
     return (cur - base) / n
 
 
+def measure_step_peak(fn):
+    """Peak traced bytes above the start while fn runs (one training step:
+    its data, parameters, graph and gradients). NumPy reports its buffers to
+    tracemalloc, so the floor is measured too; PyTorch's are invisible."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    gc.collect()
+    return peak - base
+
+
 def run_workload(name, spec, size_idx, peers, reps, do_memory):
     rows = []
     torch = peers["torch"][0]
@@ -299,6 +316,12 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
                 row = results[peer]
                 if row.get("status") == "ok":
                     row["bytes_per_node"] = measure_memory(peers[peer][0], n)
+        if do_memory and spec.get("step_memory"):
+            for peer in ("cydezero", "dezero", "numpy"):
+                row = results[peer]
+                if row.get("status") == "ok":
+                    row["step_peak_bytes"] = measure_step_peak(
+                        make_runner(spec, peer, peers[peer][0], 1))
         # correctness: every peer's value against cydezero's (or dezero's)
         rtol = spec.get("rtol")
         ref = next((results[p]["value"] for p in ("cydezero", "dezero")
@@ -391,6 +414,14 @@ def table(rows, mem=True):
         for r in memrows:
             out.append(f"  {r['peer']:<9} n={r['n']:<8} "
                        f"{r['bytes_per_node']:6.0f} bytes/node")
+    steprows = [r for r in rows if "step_peak_bytes" in r]
+    if mem and steprows:
+        out.append("")
+        out.append("one training step, peak memory (tracemalloc: data, parameters, "
+                   "graph, gradients):")
+        for r in steprows:
+            out.append(f"  {r['workload']:<12} {r['peer']:<9} "
+                       f"{r['step_peak_bytes'] / 2**20:7.1f} MiB")
     return "\n".join(out)
 
 
