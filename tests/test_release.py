@@ -40,3 +40,21 @@ def test_manifest_ships_cython_sources_not_generated_c():
     manifest = (ROOT / 'MANIFEST.in').read_text()
     assert 'recursive-include pyx *.pyx *.pxd' in manifest
     assert 'recursive-exclude pyx *.c' in manifest
+
+
+def test_type_stub_names_every_public_name_of_the_compiled_module():
+    import ast
+    import inspect
+    from pathlib import Path
+
+    import cydezero
+    from cydezero import _core
+
+    stub = Path(cydezero.__file__).with_name('_core.pyi')
+    tree = ast.parse(stub.read_text())
+    stubbed = {node.name for node in tree.body
+               if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    public = {name for name, value in vars(_core).items()
+              if not name.startswith('_') and (inspect.isclass(value) or callable(value))
+              and getattr(value, '__module__', None) == 'cydezero._core'}
+    assert public - stubbed == set()
