@@ -28,6 +28,8 @@ import weakref
 import numpy as np
 cimport numpy as cnp
 
+from cydezero cimport _kernels
+
 cnp.import_array()
 
 cdef extern from "Python.h":
@@ -1100,10 +1102,12 @@ cdef object _commit_grad(object acc, bint graph):
 
 cdef object _seed(Variable root, object given, bint graph):
     """The gradient a pass starts from at root: ones, or what was given."""
+    cdef double one
     if root.data is None:
         raise ValueError('backward() called on a Variable whose data is None')
     if given is None:
-        seed = np.ones_like(root.data)
+        seed = (_new_f64(1.0) if _scalar_f64(root.data, &one) and type(root.data) is ndarray
+                else np.ones_like(root.data))
         return _new_var(seed) if graph else seed
     if isinstance(given, Variable):
         return given if graph else (<Variable>given).data
@@ -1554,34 +1558,180 @@ cdef tuple _matmul_bw(Function f, object gy, bint graph):
 
 # The layers' workhorses: written here rather than in Python so that a small
 # network's step is not dominated by wrapping every intermediate gradient.
+#
+# Each also has a fast path for float64 arrays in C order (the usual case):
+# the arithmetic runs in _kernels' loops on the buffers, with one allocation
+# per result instead of a NumPy call per operator. The results are NumPy's
+# bit for bit, except that a small matrix product may round differently from
+# the BLAS. Anything else (other dtypes, views, broadcasting, CuPy, a recorded
+# backward under create_graph) takes the NumPy spelling next to it.
+
+# Matrix products with at most this many multiply-adds run in _kernels.matmul;
+# above it the BLAS is faster despite the call (measured in bench/kernels.py).
+cdef enum:
+    _SMALL_MATMUL = 16384
+
+
+cdef inline bint _f64c(object a):
+    """Whether a is a NumPy float64 array, C-contiguous, aligned, native
+    byte order: a plain buffer of doubles."""
+    return (type(a) is ndarray
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_DOUBLE
+            and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
+
+
+cdef inline double* _buf(object a):
+    return <double*>cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline cnp.npy_intp _dim(object a, int i):
+    return cnp.PyArray_DIMS(<cnp.ndarray>a)[i]
+
+
+cdef inline object _empty_like_f64(object a):
+    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>a),
+                             cnp.PyArray_DIMS(<cnp.ndarray>a), cnp.NPY_DOUBLE, 0)
+
+
+cdef inline object _empty2(cnp.npy_intp m, cnp.npy_intp n):
+    cdef cnp.npy_intp dims[2]
+    dims[0] = m
+    dims[1] = n
+    return cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+
+
+cdef inline bint _small_matrices(object x, object W):
+    """x (M x K) and W (K x N) are float64 buffers small enough for
+    _kernels.matmul, none of M, K, N zero."""
+    if not (_f64c(x) and _f64c(W) and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2
+            and cnp.PyArray_NDIM(<cnp.ndarray>W) == 2):
+        return False
+    cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
+    return (K == _dim(W, 0) and M > 0 and K > 0 and N > 0
+            and M * K <= _SMALL_MATMUL and M * K * N <= _SMALL_MATMUL)
+
+
+# np.tanh's own float64 loop (its SIMD code, hence its exact results), found
+# once so that Sigmoid can run it on a buffer without a ufunc call.
+cdef cnp.PyUFuncGenericFunction _tanh_loop = NULL
+cdef void* _tanh_loop_data = NULL
+
+
+cdef void _find_tanh_loop():
+    global _tanh_loop, _tanh_loop_data
+    cdef cnp.ufunc u = np.tanh
+    cdef int i
+    if u.nin != 1 or u.nout != 1:
+        return
+    for i in range(u.ntypes):
+        if u.types[2 * i] == cnp.NPY_DOUBLE and u.types[2 * i + 1] == cnp.NPY_DOUBLE:
+            _tanh_loop = u.functions[i]
+            _tanh_loop_data = u.data[i]
+            return
+
+
+_find_tanh_loop()
+
 
 cdef class Linear(_Builtin):
     """y = x @ W + b;  gx = gy @ W.T, gW = x.T @ gy, gb = sum_to(gy, b.shape).
     b may be None (no bias)."""
     cdef object _fwd(self, tuple xs):
-        y = xs[0].dot(xs[1])
-        if len(xs) > 2 and xs[2] is not None:
-            y += xs[2]
+        x, W = xs[0], xs[1]
+        b = xs[2] if len(xs) > 2 else None
+        if _small_matrices(x, W) and (b is None or (
+                _f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _dim(b, 0) == _dim(W, 1))):
+            y = _empty2(_dim(x, 0), _dim(W, 1))
+            _kernels.matmul(_dim(x, 0), _dim(x, 1), _dim(W, 1),
+                            _buf(x), _dim(x, 1), 1, _buf(W), _dim(W, 1), 1,
+                            NULL if b is None else _buf(b), _buf(y))
+            return y
+        y = x.dot(W)
+        if b is not None:
+            y += b
         return y
 
     cdef tuple _bw(self, tuple gys, bint graph):
         gy = gys[0]
+        if not graph:
+            gxs = self._bw_small(gy)
+            if gxs is not None:
+                return gxs
         gxW = _matmul_bw(self, gy, graph)
         if self._nin == 2:
             return gxW
         gb = _sum_to_like(gy, self._inp(2), graph) if self._needs(2) else None
         return gxW + (gb,)
 
+    cdef tuple _bw_small(self, object gy):
+        """The backward on float64 buffers, or None where it does not apply."""
+        x = self._x(0, False)
+        W = self._x(1, False)
+        b = self._x(2, False) if self._nin > 2 else None
+        if not (_small_matrices(x, W) and _f64c(gy) and cnp.PyArray_NDIM(<cnp.ndarray>gy) == 2
+                and _dim(gy, 0) == _dim(x, 0) and _dim(gy, 1) == _dim(W, 1)):
+            return None
+        cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
+        gx = gW = gb = None
+        if self._needs(2):
+            if not (_f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1):
+                return None
+            gb = cnp.PyArray_EMPTY(1, &N, cnp.NPY_DOUBLE, 0)
+            if N == 1:   # NumPy reduces a single column pairwise
+                _buf(gb)[0] = 0.0 + _kernels.pairwise_sum(_buf(gy), M)
+            else:
+                _kernels.column_sums(M, N, _buf(gy), _buf(gb))
+        if self._needs(0):
+            gx = _empty2(M, K)     # gy @ W.T
+            _kernels.matmul(M, N, K, _buf(gy), N, 1, _buf(W), 1, N, NULL, _buf(gx))
+        if self._needs(1):
+            gW = _empty2(K, N)     # x.T @ gy
+            _kernels.matmul(K, M, N, _buf(x), 1, K, _buf(gy), N, 1, NULL, _buf(gW))
+        return (gx, gW) if self._nin == 2 else (gx, gW, gb)
+
 
 cdef class Sigmoid(_Builtin):
     """y = 1 / (1 + exp(-x)), computed as tanh(x / 2) / 2 + 1 / 2 (no
     overflow);  gx = gy * y * (1 - y)."""
     cdef object _fwd(self, tuple xs):
-        return np.tanh(xs[0] * 0.5) * 0.5 + 0.5
+        x = xs[0]
+        cdef cnp.npy_intp i, n, steps[2]
+        cdef char* args[2]
+        cdef double* p
+        cdef const double* q
+        if _tanh_loop != NULL and _f64c(x):
+            y = _empty_like_f64(x)
+            n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+            p = _buf(y)
+            q = _buf(x)
+            for i in range(n):
+                p[i] = q[i] * 0.5
+            args[0] = args[1] = <char*>p
+            steps[0] = steps[1] = sizeof(double)
+            _tanh_loop(args, &n, steps, _tanh_loop_data)
+            for i in range(n):
+                p[i] = p[i] * 0.5 + 0.5
+            return y
+        return np.tanh(x * 0.5) * 0.5 + 0.5
 
     cdef tuple _bw(self, tuple gys, bint graph):
         y = self._y(graph)
-        return (gys[0] * y * (1 - y),)
+        gy = gys[0]
+        cdef cnp.npy_intp i, n
+        cdef double* g
+        cdef const double* a
+        cdef const double* b
+        if not graph and _f64c(gy) and _f64c(y) and _same_shape(gy, y):
+            gx = _empty_like_f64(y)
+            n = cnp.PyArray_SIZE(<cnp.ndarray>y)
+            g = _buf(gx)
+            a = _buf(gy)
+            b = _buf(y)
+            for i in range(n):
+                g[i] = a[i] * b[i] * (1.0 - b[i])
+            return (gx,)
+        return (gy * y * (1 - y),)
 
 
 cdef class ReLU(_Builtin):
@@ -1593,15 +1743,50 @@ cdef class ReLU(_Builtin):
         return (gys[0] * (self._x(0, False) > 0),)
 
 
+cdef inline bint _same_f64c(object a, object b):
+    """Two float64 buffers of one shape, not 0-d."""
+    return (_f64c(a) and _f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>a) > 0
+            and _same_shape(a, b) and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0)
+
+
 cdef class MeanSquaredError(_Builtin):
     """y = sum((x0 - x1) ** 2) / N with N = len(x0 - x1);
     gx0 = gy * 2 (x0 - x1) / N, gx1 = -gx0 (each summed back to its input's
     shape when the two were broadcast)."""
     cdef object _fwd(self, tuple xs):
-        diff = xs[0] - xs[1]
+        x0, x1 = xs[0], xs[1]
+        if _same_f64c(x0, x1):
+            return _new_f64((0.0 + _kernels.pairwise_sum_sq_diff(
+                _buf(x0), _buf(x1), cnp.PyArray_SIZE(<cnp.ndarray>x0))) / _dim(x0, 0))
+        diff = x0 - x1
         return (diff ** 2).sum() / len(diff)
 
     cdef tuple _bw(self, tuple gys, bint graph):
+        cdef double gy_v, k, d
+        cdef cnp.npy_intp i, n
+        cdef double* p0
+        cdef double* p1
+        cdef const double* a
+        cdef const double* b
+        if not graph:
+            x0 = self._x(0, False)
+            x1 = self._x(1, False)
+            if _same_f64c(x0, x1) and _scalar_f64(gys[0], &gy_v) and type(gys[0]) is ndarray:
+                n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
+                k = 2. / _dim(x0, 0)
+                gx0 = _empty_like_f64(x0) if self._needs(0) else None
+                gx1 = _empty_like_f64(x0) if self._needs(1) else None
+                p0 = NULL if gx0 is None else _buf(gx0)
+                p1 = NULL if gx1 is None else _buf(gx1)
+                a = _buf(x0)
+                b = _buf(x1)
+                for i in range(n):
+                    d = gy_v * (a[i] - b[i]) * k
+                    if p0 != NULL:
+                        p0[i] = d
+                    if p1 != NULL:
+                        p1[i] = -d
+                return (gx0, gx1)
         diff = self._x(0, graph) - self._x(1, graph)
         # On arrays, NumPy broadcasts gy in the product itself (same values);
         # a recorded graph needs the explicit BroadcastTo.

@@ -1,0 +1,140 @@
+# Arithmetic on small float64 buffers, for the built-in operations' fast
+# paths in _core.pyx. On a 100x10 matrix a NumPy call costs more in dispatch
+# (about 0.3 us) than in arithmetic, and a small network's step makes dozens
+# of them; these loops do the same arithmetic with none of that.
+#
+# Pure C-level code: raw pointers in, nothing allocated, no Python objects.
+# The summation orders are NumPy's where NumPy's is fixed (pairwise sums,
+# row-by-row column sums), so those results are bit-identical to NumPy's.
+# Matrix products sum over k in order, which a BLAS need not do: there the
+# results agree with NumPy's to rounding.
+cimport cython
+
+# Below this many columns, a row-by-row product's inner loop is too short to
+# pay; the product is then done as dot products or column by column.
+cdef enum:
+    _NARROW = 4
+
+
+cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
+                        const double* A, Py_ssize_t a_row, Py_ssize_t a_col,
+                        const double* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                        const double* bias, double* C) noexcept nogil:
+    """C = A @ B (+ bias, added to each row after the product), for an
+    M x K matrix A and a K x N matrix B given by element strides (so a
+    transpose is free), into the C-contiguous M x N buffer C. K >= 1.
+
+    Every C[i, j] is A[i, 0] B[0, j] + A[i, 1] B[1, j] + ... summed in order
+    of k, whichever loop order is used; the order is picked for long,
+    contiguous inner loops."""
+    cdef Py_ssize_t i, j, k
+    cdef double a, s
+    cdef double* c
+    cdef const double* x
+    cdef const double* y
+    if N >= _NARROW:
+        # Row by row: C[i, :] += A[i, k] * B[k, :].
+        for i in range(M):
+            c = C + i * N
+            x = A + i * a_row
+            a = x[0]
+            for j in range(N):
+                c[j] = a * B[j * b_col]
+            for k in range(1, K):
+                a = x[k * a_col]
+                y = B + k * b_row
+                for j in range(N):
+                    c[j] += a * y[j * b_col]
+    elif N == 1 and a_row == 1:
+        # A column of a transpose is contiguous: C[:, 0] += B[k, 0] * A[:, k].
+        a = B[0]
+        for i in range(M):
+            C[i] = A[i] * a
+        for k in range(1, K):
+            a = B[k * b_row]
+            x = A + k * a_col
+            for i in range(M):
+                C[i] += x[i] * a
+    else:
+        # Dot products, one per element of C.
+        for i in range(M):
+            x = A + i * a_row
+            for j in range(N):
+                y = B + j * b_col
+                s = x[0] * y[0]
+                for k in range(1, K):
+                    s += x[k * a_col] * y[k * b_row]
+                C[i * N + j] = s
+    if bias != NULL:
+        for i in range(M):
+            c = C + i * N
+            for j in range(N):
+                c[j] += bias[j]
+
+
+cdef inline void column_sums(Py_ssize_t M, Py_ssize_t N, const double* A,
+                             double* out) noexcept nogil:
+    """out[j] = sum over i of A[i, j] for a C-contiguous M x N matrix, with
+    N > 1 and M >= 1: rows added one after another, as ``A.sum(axis=0)``
+    does."""
+    cdef Py_ssize_t i, j
+    for j in range(N):
+        out[j] = A[j]
+    for i in range(1, M):
+        for j in range(N):
+            out[j] += A[i * N + j]
+
+
+cdef inline double _block_sum(const double* a, Py_ssize_t n) noexcept nogil:
+    # NumPy's leaf for n <= 128: eight running sums, combined pairwise.
+    cdef double r[8]
+    cdef double res
+    cdef Py_ssize_t i, j
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    for j in range(8):
+        r[j] = a[j]
+    i = 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] += a[i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        res += a[i]
+        i += 1
+    return res
+
+
+cdef inline Py_ssize_t _pairwise_split(Py_ssize_t n) noexcept nogil:
+    # Where NumPy splits a run longer than 128: near the middle, on a
+    # multiple of eight.
+    cdef Py_ssize_t half = n // 2
+    return half - half % 8
+
+
+cdef inline double pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
+    """The sum of a[0..n) in NumPy's pairwise order for a contiguous
+    float64 reduction. Add it to 0.0, NumPy's starting value."""
+    cdef Py_ssize_t h
+    if n <= 128:
+        return _block_sum(a, n)
+    h = _pairwise_split(n)
+    return pairwise_sum(a, h) + pairwise_sum(a + h, n - h)
+
+
+cdef inline double pairwise_sum_sq_diff(const double* a, const double* b,
+                                        Py_ssize_t n) noexcept nogil:
+    """``((a - b) ** 2).sum()`` over n elements, in the same order as
+    pairwise_sum and without a temporary array."""
+    cdef double d[128]
+    cdef Py_ssize_t i, h
+    if n <= 128:
+        for i in range(n):
+            d[i] = (a[i] - b[i]) * (a[i] - b[i])
+        return _block_sum(d, n)
+    h = _pairwise_split(n)
+    return pairwise_sum_sq_diff(a, b, h) + pairwise_sum_sq_diff(a + h, b + h, n - h)
