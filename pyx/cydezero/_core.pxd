@@ -58,4 +58,5 @@ cdef class Function:
     cdef bint _needs(self, Py_ssize_t i)
     cdef object _y(self, bint graph)
     cdef void _link(self, list outs) except *
+    cdef void _link1(self, Variable out)
     cdef void _unlink(self, PyObject* v)

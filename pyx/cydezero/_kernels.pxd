@@ -10,70 +10,88 @@
 # results agree with NumPy's to rounding.
 cimport cython
 
-# Below this many columns, a row-by-row product's inner loop is too short to
-# pay; the product is then done as dot products or column by column.
+cdef extern from *:
+    """
+    /* The output of a kernel never overlaps its inputs (the engine allocates
+       it): saying so lets the compiler vectorize without runtime checks. */
+    #if defined(_MSC_VER)
+    #  define CDZ_RESTRICT __restrict
+    #else
+    #  define CDZ_RESTRICT __restrict__
+    #endif
+    typedef double* CDZ_RESTRICT cdz_out_ptr;
+    """
+    ctypedef double* out_ptr "cdz_out_ptr"
+
+# From this many columns on, a product goes row by row (inner loop over a
+# row of C); narrower ones go column by column (inner loop over a column).
 cdef enum:
     _NARROW = 4
+
+
+cdef inline void _axpy(Py_ssize_t n, double a, const double* x, Py_ssize_t incx,
+                       out_ptr y, Py_ssize_t incy, bint init) noexcept nogil:
+    """y = a * x (init) or y += a * x, over n strided elements."""
+    cdef Py_ssize_t i
+    if incx == 1 and incy == 1:
+        if init:
+            for i in range(n):
+                y[i] = a * x[i]
+        else:
+            for i in range(n):
+                y[i] += a * x[i]
+    elif init:
+        for i in range(n):
+            y[i * incy] = a * x[i * incx]
+    else:
+        for i in range(n):
+            y[i * incy] += a * x[i * incx]
+
+
+cdef inline void _add_bias(Py_ssize_t n, const double* b, Py_ssize_t incb,
+                           out_ptr y, Py_ssize_t incy) noexcept nogil:
+    cdef Py_ssize_t i
+    if incb == 1 and incy == 1:
+        for i in range(n):
+            y[i] += b[i]
+    else:
+        for i in range(n):
+            y[i * incy] += b[i * incb]
 
 
 cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
                         const double* A, Py_ssize_t a_row, Py_ssize_t a_col,
                         const double* B, Py_ssize_t b_row, Py_ssize_t b_col,
-                        const double* bias, double* C) noexcept nogil:
+                        const double* bias, out_ptr C) noexcept nogil:
     """C = A @ B (+ bias, added to each row after the product), for an
     M x K matrix A and a K x N matrix B given by element strides (so a
     transpose is free), into the C-contiguous M x N buffer C. K >= 1.
 
     Every C[i, j] is A[i, 0] B[0, j] + A[i, 1] B[1, j] + ... summed in order
-    of k, whichever loop order is used; the order is picked for long,
-    contiguous inner loops."""
+    of k, whichever way the loops run: they run as updates of whole rows or
+    columns of C (no chain of dependent additions), the longer of the two."""
     cdef Py_ssize_t i, j, k
-    cdef double a, s
-    cdef double* c
-    cdef const double* x
-    cdef const double* y
     if N >= _NARROW:
-        # Row by row: C[i, :] += A[i, k] * B[k, :].
+        # C[i, :] = A[i, 0] B[0, :], then += A[i, k] B[k, :]
         for i in range(M):
-            c = C + i * N
-            x = A + i * a_row
-            a = x[0]
-            for j in range(N):
-                c[j] = a * B[j * b_col]
-            for k in range(1, K):
-                a = x[k * a_col]
-                y = B + k * b_row
-                for j in range(N):
-                    c[j] += a * y[j * b_col]
-    elif N == 1 and a_row == 1:
-        # A column of a transpose is contiguous: C[:, 0] += B[k, 0] * A[:, k].
-        a = B[0]
-        for i in range(M):
-            C[i] = A[i] * a
-        for k in range(1, K):
-            a = B[k * b_row]
-            x = A + k * a_col
-            for i in range(M):
-                C[i] += x[i] * a
+            for k in range(K):
+                _axpy(N, A[i * a_row + k * a_col], B + k * b_row, b_col,
+                      C + i * N, 1, k == 0)
+            if bias != NULL:
+                _add_bias(N, bias, 1, C + i * N, 1)
     else:
-        # Dot products, one per element of C.
-        for i in range(M):
-            x = A + i * a_row
-            for j in range(N):
-                y = B + j * b_col
-                s = x[0] * y[0]
-                for k in range(1, K):
-                    s += x[k * a_col] * y[k * b_row]
-                C[i * N + j] = s
-    if bias != NULL:
-        for i in range(M):
-            c = C + i * N
-            for j in range(N):
-                c[j] += bias[j]
+        # C[:, j] = B[0, j] A[:, 0], then += B[k, j] A[:, k]
+        for j in range(N):
+            for k in range(K):
+                _axpy(M, B[k * b_row + j * b_col], A + k * a_col, a_row,
+                      C + j, N, k == 0)
+            if bias != NULL:
+                for i in range(M):
+                    C[i * N + j] += bias[j]
 
 
 cdef inline void column_sums(Py_ssize_t M, Py_ssize_t N, const double* A,
-                             double* out) noexcept nogil:
+                             out_ptr out) noexcept nogil:
     """out[j] = sum over i of A[i, j] for a C-contiguous M x N matrix, with
     N > 1 and M >= 1: rows added one after another, as ``A.sum(axis=0)``
     does."""
