@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 PYX = HERE / "pyx" / "cydezero"
@@ -18,7 +19,23 @@ extensions = [
     for src in sorted(PYX.glob("*.pyx"))
 ]
 
+
+
+class BuildExt(build_ext):
+    """No fused multiply-add contraction: GCC contracts a * b + c by default
+    where the target has FMA (aarch64, arm64), which would make the small
+    matrix products in _kernels.pxd round differently per platform.
+    MSVC does not contract by default."""
+
+    def build_extensions(self):
+        if self.compiler.compiler_type != "msvc":
+            for ext in self.extensions:
+                ext.extra_compile_args.append("-ffp-contract=off")
+        super().build_extensions()
+
+
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
         include_path=[str(PYX.parent)],

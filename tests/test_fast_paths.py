@@ -30,7 +30,7 @@ F = dz.functions
 Variable = dz.Variable
 
 # Where the fast path of Linear stops: M*K and M*K*N at most this.
-SMALL_MATMUL = 16384
+SMALL_MATMUL = 4096
 
 
 # -- helpers -------------------------------------------------------------------
@@ -228,12 +228,12 @@ def test_mse_broadcasting_matches_numpy():
 
 LINEAR_SHAPES = [
     (1, 1, 1), (5, 1, 3), (100, 1, 10), (7, 3, 1), (300, 10, 1), (1, 64, 1),
-    (10, 4, 2), (10, 4, 3), (10, 4, 4), (10, 4, 5), (100, 10, 10),
-    (3, 7, 11), (1, 10, 100), (64, 16, 16),          # M*K*N == 16384: fast
-    (64, 16, 17), (65, 16, 16),                      # just over: BLAS
-    (128, 128, 1), (129, 128, 1),                    # M*K at / over 16384
-    (1, 16384, 1), (1, 16385, 1), (16385, 1, 1), (2, 8192, 1),
-    (300, 2, 3), (300, 60, 1),
+    (10, 4, 2), (10, 4, 3), (10, 4, 4), (10, 4, 5), (40, 10, 10),
+    (3, 7, 11), (1, 10, 100), (64, 8, 8),            # M*K*N == 4096: fast
+    (64, 8, 9), (65, 8, 8),                          # just over: BLAS
+    (64, 64, 1), (65, 64, 1),                        # M*K at / over 4096
+    (1, 4096, 1), (1, 4097, 1), (4097, 1, 1), (2, 2048, 1),
+    (300, 2, 3), (300, 60, 1), (100, 10, 10), (64, 16, 16),
 ]
 
 
@@ -472,6 +472,24 @@ def test_assign_and_delete_data_grad(cls):
     y = F.sigmoid(v)
     y.backward()
     assert_bits(v.grad.data, np.ones(2) * np_sigmoid(v.data) * (1 - np_sigmoid(v.data)))
+
+
+@pytest.mark.parametrize('name', ['data', 'grad'])
+def test_descriptor_cannot_empty_the_field(name):
+    # The descriptors are read-only; writes go through Variable.__setattr__.
+    # Their own __set__/__delete__ must not reach the field (an empty field
+    # would crash the engine).
+    v = Variable(np.ones(3))
+    v.grad = Variable(np.ones(3))
+    d = Variable.__dict__[name]
+    with pytest.raises(AttributeError):
+        d.__delete__(v)
+    with pytest.raises(AttributeError):
+        d.__set__(v, None)
+    assert repr(v) == 'variable([1. 1. 1.])'
+    v.cleargrad()
+    F.sigmoid(v).backward()
+    assert v.grad.data.shape == (3,)
 
 
 def test_delete_name_and_unknown_attribute():

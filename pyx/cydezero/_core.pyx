@@ -35,7 +35,7 @@ cnp.import_array()
 
 cdef extern from "Python.h":
     unsigned long Py_TPFLAGS_HEAPTYPE
-    int _generic_delattr "PyObject_GenericSetAttr" (object o, object name, PyObject* v) except -1
+    int _generic_setattr "PyObject_GenericSetAttr" (object o, object name, PyObject* v) except -1
 
 # --------------------------------------------------------------------------
 # Configuration, one copy per thread
@@ -315,13 +315,25 @@ cdef class Variable:
         if requires_grad is not None:
             self.requires_grad = requires_grad
 
-    def __delattr__(self, name):
-        # data and grad are member descriptors (see _use_member_descriptors):
-        # deleting one empties it, as a Cython property's deleter does.
-        if name == 'data' or name == 'grad':
-            setattr(self, name, None)
+    # data and grad are read-only member descriptors, for fast reads (see
+    # _use_member_descriptors); writing them comes here, and deleting one
+    # empties it, as a Cython property's deleter does. The engine never
+    # meets an empty (NULL) field.
+    def __setattr__(self, name, value):
+        if name == 'data':
+            self.data = value
+        elif name == 'grad':
+            self.grad = value
         else:
-            _generic_delattr(self, name, NULL)
+            _generic_setattr(self, name, <PyObject*>value)
+
+    def __delattr__(self, name):
+        if name == 'data':
+            self.data = None
+        elif name == 'grad':
+            self.grad = None
+        else:
+            _generic_setattr(self, name, NULL)
 
     def __dealloc__(self):
         if self._creator is not None:
@@ -526,9 +538,10 @@ cdef class Parameter(Variable):
 # steps). Cython exposes public fields as properties, which the interpreter
 # calls generically (about 45 ns a read); a member descriptor, what
 # ``__slots__`` makes, is a plain load the interpreter specializes (about
-# 10 ns). So the two properties are swapped for member descriptors on the
-# same fields. Deleting either still sets it to None (Variable.__delattr__),
-# so the engine never meets an empty field.
+# 25 ns, as fast as an instance attribute). So the two properties are
+# swapped for read-only member descriptors on the same fields: reads take
+# the fast path, and writes go through Variable.__setattr__, so that no
+# spelling (not even the descriptor's own __delete__) can empty a field.
 cdef extern from "structmember.h":
     ctypedef struct PyMemberDef:
         const char* name
@@ -537,6 +550,7 @@ cdef extern from "structmember.h":
         int flags
         const char* doc
     int T_OBJECT_EX
+    int READONLY
 
 cdef extern from "Python.h":
     object PyDescr_NewMember(PyTypeObject* t, PyMemberDef* m)
@@ -572,7 +586,7 @@ cdef void _use_member_descriptors() except *:
         name = _variable_members[i].name.decode()
         _variable_members[i].offset = _field_offset(probe, name)
         _variable_members[i].type = T_OBJECT_EX
-        _variable_members[i].flags = 0
+        _variable_members[i].flags = READONLY
         (<dict><object>t.tp_dict)[name] = PyDescr_NewMember(t, &_variable_members[i])
     PyType_Modified(t)
 
@@ -1661,7 +1675,7 @@ cdef tuple _matmul_bw(Function f, object gy, bint graph):
 # Matrix products with at most this many multiply-adds run in _kernels.matmul;
 # above it the BLAS is faster despite the call (measured in bench/kernels.py).
 cdef enum:
-    _SMALL_MATMUL = 16384
+    _SMALL_MATMUL = 4096
 
 
 cdef inline bint _f64c(object a):
