@@ -345,6 +345,20 @@ def test_linear_backward_constant_x(N):
     assert x.grad is None
 
 
+@pytest.mark.parametrize('b_shape', [(1,), (1, 4)])
+def test_linear_backward_broadcast_bias(b_shape):
+    # x and W are small float64 buffers, but the bias was broadcast: its
+    # gradient is summed back to the bias's own shape.
+    x_np, W_np, _ = linear_case(5, 3, 4)
+    b_np = rng_for('bcast-b', b_shape).standard_normal(b_shape)
+    gy = rng_for('lingy-bcast', b_shape).standard_normal((5, 4))
+    x, W, b = Variable(x_np), Variable(W_np), Variable(b_np)
+    backward_with(F.linear(x, W, b), gy)
+    expected = np.array([gy.sum()]) if b_shape == (1,) else gy.sum(axis=0, keepdims=True)
+    assert_bits(b.grad.data, expected)
+    assert_matmul_close(W.grad.data, x_np.T, gy)
+
+
 def test_linear_backward_float32_fallback():
     x_np, W_np, b_np = (a.astype(np.float32) for a in linear_case(6, 3, 4))
     gy = rng_for('lingy32').standard_normal((6, 4)).astype(np.float32)

@@ -1781,8 +1781,8 @@ cdef class Linear(_Builtin):
         cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
         gx = gW = gb = None
         if self._needs(2):
-            if not (_f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1):
-                return None
+            if not (_f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _dim(b, 0) == N):
+                return None     # a bias that was broadcast: sum_to below
             gb = cnp.PyArray_EMPTY(1, &N, cnp.NPY_DOUBLE, 0)
             if N == 1:   # NumPy reduces a single column pairwise
                 _buf(gb)[0] = 0.0 + _kernels.pairwise_sum(_buf(gy), M)
