@@ -8,7 +8,6 @@
 # row-by-row column sums), so those results are bit-identical to NumPy's.
 # Matrix products sum over k in order, which a BLAS need not do: there the
 # results agree with NumPy's to rounding.
-cimport cython
 
 cdef extern from *:
     """
