@@ -523,3 +523,56 @@ def test_grad_deleted_before_backward():
     y.backward()
     s = np_sigmoid(x.data)
     assert_bits(x.grad.data, np.ones(5) * s * (1 - s))
+
+
+# -- the pool of result arrays --------------------------------------------------
+# The fast paths take their result arrays from a small pool and reuse one only
+# when the pool holds the last reference to it. Nothing the program can still
+# reach may change.
+
+def _churn(x, times=80):
+    """Make and drop many results of x's shape, each with other values
+    (enough to cycle the pool, and to show if a held array were rewritten)."""
+    for i in range(times):
+        F.sigmoid(x * float(i + 3))
+
+
+def test_pool_never_reuses_an_array_still_held():
+    x = Variable(rng_for('pool-held').standard_normal((20, 10)))
+    kept = [F.sigmoid(x).data for _ in range(40)]
+    copies = [k.copy() for k in kept]
+    _churn(x)
+    assert len({id(k) for k in kept}) == len(kept)
+    for k, c in zip(kept, copies):
+        assert_bits(k, c)
+
+
+def test_pool_never_reuses_an_array_behind_a_view_or_a_weakref():
+    import weakref
+    x = Variable(rng_for('pool-view').standard_normal((20, 10)))
+    y = F.sigmoid(x)
+    view = y.data[3:5]
+    expected = view.copy()
+    y2 = F.sigmoid(x * 2.0)
+    ref = weakref.ref(y2.data)
+    expected2 = y2.data.copy()
+    del y, y2
+    _churn(x)
+    _churn(x * 2.0)
+    assert_bits(view, expected)
+    if ref() is not None:           # kept alive by the pool: never rewritten
+        assert_bits(ref(), expected2)
+
+
+def test_pool_checks_shape_dtype_and_flags_again():
+    x = Variable(rng_for('pool-shape').standard_normal((20, 10)))
+    y = F.sigmoid(x)
+    a = y.data
+    del y
+    a.shape = (10, 20)             # reshaped in place by the program, then dropped
+    a.flags.writeable = False
+    del a
+    for _ in range(40):
+        z = F.sigmoid(x)
+        assert z.data.shape == (20, 10) and z.data.flags.writeable
+        assert_bits(z.data, np_sigmoid(x.data))

@@ -1208,7 +1208,7 @@ cdef object _seed(Variable root, object given, bint graph):
     if root.data is None:
         raise ValueError('backward() called on a Variable whose data is None')
     if given is None:
-        seed = (_new_f64(1.0) if _scalar_f64(root.data, &one) and type(root.data) is ndarray
+        seed = (_pooled_f64(1.0) if _scalar_f64(root.data, &one) and type(root.data) is ndarray
                 else np.ones_like(root.data))
         return _new_var(seed) if graph else seed
     if isinstance(given, Variable):
@@ -1231,7 +1231,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef Py_ssize_t i, n
     cdef PyObject* p
     cdef list touched = []
-    cdef _FuncHeap heap = _FuncHeap()
+    cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
     cdef tuple gys, gxs
     cdef int saved = cdz_backprop_off
     cdef bint functional = wanted is not None
@@ -1695,16 +1695,92 @@ cdef inline cnp.npy_intp _dim(object a, int i):
     return cnp.PyArray_DIMS(<cnp.ndarray>a)[i]
 
 
+# The fast paths' results come from a small pool of float64 arrays: making
+# and freeing an ndarray costs about 0.2 us, as much as the arithmetic of a
+# 100x10 operation, and a training step makes the same shapes over and over.
+# An array in the pool is handed out again only when the pool's reference
+# is the last one (nobody can see it any more) and it is still a writeable
+# C-ordered float64 array of the shape asked for, with no weak reference to
+# it. Only arrays of at most _POOL_BYTES are kept, so the pool holds at most
+# _POOL * _POOL_BYTES (2 MiB) beyond what the program holds itself.
+cdef enum:
+    _POOL = 32
+    _POOL_BYTES = 65536
+
+cdef PyObject* _pool[_POOL]
+cdef int _pool_next = 0
+
+cdef extern from *:
+    """
+    static int cdz_has_weakrefs(PyObject* o) {
+        Py_ssize_t off = Py_TYPE(o)->tp_weaklistoffset;
+        return off > 0 && *(PyObject**)((char*)o + off) != NULL;
+    }
+    """
+    bint _has_weakrefs "cdz_has_weakrefs" (PyObject* o)
+    Py_ssize_t _refcnt "Py_REFCNT" (PyObject* o)
+
+
+cdef inline bint _reusable(PyObject* p, int nd, cnp.npy_intp* dims):
+    cdef cnp.ndarray a
+    cdef cnp.npy_intp* d
+    cdef int i
+    if _refcnt(p) != 1:     # checked before `a` takes a reference of its own
+        return False
+    a = <cnp.ndarray>p
+    if (cnp.PyArray_NDIM(a) != nd
+            or cnp.PyArray_TYPE(a) != cnp.NPY_DOUBLE
+            or not cnp.PyArray_ISCARRAY(a) or not cnp.PyArray_ISNOTSWAPPED(a)
+            or _has_weakrefs(p)):
+        return False
+    d = cnp.PyArray_DIMS(a)
+    for i in range(nd):
+        if d[i] != dims[i]:
+            return False
+    return True
+
+
+cdef object _new_f64_array(int nd, cnp.npy_intp* dims):
+    """An uninitialised C-ordered float64 array (every caller writes all of
+    it), from the pool when one fits."""
+    global _pool_next
+    cdef cnp.npy_intp nbytes = sizeof(double)
+    cdef int i
+    cdef PyObject* p
+    for i in range(nd):
+        nbytes *= dims[i]
+    if nbytes > _POOL_BYTES:
+        return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_DOUBLE, 0)
+    for i in range(_POOL):
+        p = _pool[i]
+        if p != NULL and _reusable(p, nd, dims):
+            return <object>p
+    a = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_DOUBLE, 0)
+    p = _pool[_pool_next]
+    Py_INCREF(a)
+    _pool[_pool_next] = <PyObject*>a
+    _pool_next = (_pool_next + 1) % _POOL
+    if p != NULL:
+        Py_DECREF(<object>p)
+    return a
+
+
+cdef object _pooled_f64(double v):
+    """A 0-d float64 array holding v, from the pool (a loss, a seed)."""
+    a = _new_f64_array(0, NULL)
+    _buf(a)[0] = v
+    return a
+
+
 cdef inline object _empty_like_f64(object a):
-    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>a),
-                             cnp.PyArray_DIMS(<cnp.ndarray>a), cnp.NPY_DOUBLE, 0)
+    return _new_f64_array(cnp.PyArray_NDIM(<cnp.ndarray>a), cnp.PyArray_DIMS(<cnp.ndarray>a))
 
 
 cdef inline object _empty2(cnp.npy_intp m, cnp.npy_intp n):
     cdef cnp.npy_intp dims[2]
     dims[0] = m
     dims[1] = n
-    return cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+    return _new_f64_array(2, dims)
 
 
 cdef inline bint _small_matrices(object x, object W):
@@ -1783,7 +1859,7 @@ cdef class Linear(_Builtin):
         if self._needs(2):
             if not (_f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _dim(b, 0) == N):
                 return None     # a bias that was broadcast: sum_to below
-            gb = cnp.PyArray_EMPTY(1, &N, cnp.NPY_DOUBLE, 0)
+            gb = _new_f64_array(1, &N)
             if N == 1:   # NumPy reduces a single column pairwise
                 _buf(gb)[0] = 0.0 + _kernels.pairwise_sum(_buf(gy), M)
             else:
@@ -1862,7 +1938,7 @@ cdef class MeanSquaredError(_Builtin):
     cdef object _fwd(self, tuple xs):
         x0, x1 = xs[0], xs[1]
         if _same_f64c(x0, x1):
-            return _new_f64((0.0 + _kernels.pairwise_sum_sq_diff(
+            return _pooled_f64((0.0 + _kernels.pairwise_sum_sq_diff(
                 _buf(x0), _buf(x1), cnp.PyArray_SIZE(<cnp.ndarray>x0))) / _dim(x0, 0))
         diff = x0 - x1
         return (diff ** 2).sum() / len(diff)

@@ -23,7 +23,7 @@ cdef extern from *:
     ctypedef double* out_ptr "cdz_out_ptr"
 
 # From this many columns on, a product goes row by row (inner loop over a
-# row of C); narrower ones go column by column (inner loop over a column).
+# row of C); narrower ones go by dot products or column by column.
 cdef enum:
     _NARROW = 4
 
@@ -47,15 +47,10 @@ cdef inline void _axpy(Py_ssize_t n, double a, const double* x, Py_ssize_t incx,
             y[i * incy] += a * x[i * incx]
 
 
-cdef inline void _add_bias(Py_ssize_t n, const double* b, Py_ssize_t incb,
-                           out_ptr y, Py_ssize_t incy) noexcept nogil:
+cdef inline void _add_bias(Py_ssize_t n, const double* b, out_ptr y) noexcept nogil:
     cdef Py_ssize_t i
-    if incb == 1 and incy == 1:
-        for i in range(n):
-            y[i] += b[i]
-    else:
-        for i in range(n):
-            y[i * incy] += b[i * incb]
+    for i in range(n):
+        y[i] += b[i]
 
 
 cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
@@ -67,9 +62,13 @@ cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
     transpose is free), into the C-contiguous M x N buffer C. K >= 1.
 
     Every C[i, j] is A[i, 0] B[0, j] + A[i, 1] B[1, j] + ... summed in order
-    of k, whichever way the loops run: they run as updates of whole rows or
-    columns of C (no chain of dependent additions), the longer of the two."""
+    of k, then + bias[j], whichever way the loops run. They run along the
+    longest contiguous stretch there is: rows of C when it is wide, else the
+    rows of A (a dot product per element of C), else the columns of A."""
     cdef Py_ssize_t i, j, k
+    cdef double s
+    cdef const double* x
+    cdef const double* y
     if N >= _NARROW:
         # C[i, :] = A[i, 0] B[0, :], then += A[i, k] B[k, :]
         for i in range(M):
@@ -77,7 +76,24 @@ cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
                 _axpy(N, A[i * a_row + k * a_col], B + k * b_row, b_col,
                       C + i * N, 1, k == 0)
             if bias != NULL:
-                _add_bias(N, bias, 1, C + i * N, 1)
+                _add_bias(N, bias, C + i * N)
+    elif a_col == 1:
+        # C[i, j] = A[i, :] . B[:, j], one dot product at a time; the rows
+        # are independent, so the processor overlaps their chains.
+        for i in range(M):
+            x = A + i * a_row
+            for j in range(N):
+                y = B + j * b_col
+                s = x[0] * y[0]
+                if b_row == 1:
+                    for k in range(1, K):
+                        s = s + x[k] * y[k]
+                else:
+                    for k in range(1, K):
+                        s = s + x[k] * y[k * b_row]
+                if bias != NULL:
+                    s = s + bias[j]
+                C[i * N + j] = s
     else:
         # C[:, j] = B[0, j] A[:, 0], then += B[k, j] A[:, k]
         for j in range(N):
