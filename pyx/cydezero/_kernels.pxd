@@ -47,10 +47,19 @@ cdef inline void _axpy(Py_ssize_t n, double a, const double* x, Py_ssize_t incx,
             y[i * incy] += a * x[i * incx]
 
 
-cdef inline void _add_bias(Py_ssize_t n, const double* b, out_ptr y) noexcept nogil:
+cdef inline void _axpy_bias(Py_ssize_t n, double a, const double* x, Py_ssize_t incx,
+                            const double* b, out_ptr y, bint init) noexcept nogil:
+    """_axpy's last step on a contiguous y, adding b to the result in the same
+    pass: y = a * x + b (init) or y = (y + a * x) + b. Writing each element
+    once matters: reading back a row just written with other alignments
+    stalls the processor."""
     cdef Py_ssize_t i
-    for i in range(n):
-        y[i] += b[i]
+    if init:
+        for i in range(n):
+            y[i] = a * x[i * incx] + b[i]
+    else:
+        for i in range(n):
+            y[i] = (y[i] + a * x[i * incx]) + b[i]
 
 
 cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
@@ -72,11 +81,13 @@ cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
     if N >= _NARROW:
         # C[i, :] = A[i, 0] B[0, :], then += A[i, k] B[k, :]
         for i in range(M):
-            for k in range(K):
+            for k in range(K - 1 if bias != NULL else K):
                 _axpy(N, A[i * a_row + k * a_col], B + k * b_row, b_col,
                       C + i * N, 1, k == 0)
             if bias != NULL:
-                _add_bias(N, bias, C + i * N)
+                k = K - 1
+                _axpy_bias(N, A[i * a_row + k * a_col], B + k * b_row, b_col,
+                           bias, C + i * N, k == 0)
     elif a_col == 1:
         # C[i, j] = A[i, :] . B[:, j], one dot product at a time; the rows
         # are independent, so the processor overlaps their chains.
