@@ -20,7 +20,6 @@ extensions = [
 ]
 
 
-
 class BuildExt(build_ext):
     """No fused multiply-add contraction: GCC contracts a * b + c by default
     where the target has FMA (aarch64, arm64), which would make the small

@@ -16,7 +16,10 @@ its expected result in the test itself with plain NumPy and checks:
   bit, on both sides of the size threshold of the fast path;
 - first-order gradients agree with the recorded (``create_graph``) path, and
   50 SGD steps of a small MLP land on the loss NumPy computes by hand;
-- ``Variable.data`` and ``.grad`` behave as member descriptors should.
+- ``Variable.data`` and ``.grad`` behave as member descriptors should;
+- the pool the result arrays come from never hands out an array anything
+  can still reach (a held array, one behind a view or a weak reference) or
+  one the program reshaped or made read-only.
 """
 import zlib
 
