@@ -1,10 +1,11 @@
 """The C fast paths of ``linear``, ``sigmoid`` and ``mean_squared_error``.
 
-On float64 arrays that are C-contiguous, aligned and in native byte order,
-these three operations run their forward and backward arithmetic in loops on
-the buffers (``pyx/cydezero/_kernels.pxd``); anything else (other dtypes,
-views, byte-swapped or Fortran-ordered arrays, broadcasting, 1-D ``x``,
-``create_graph=True``) takes the NumPy spelling. Every test here computes
+On float32 or float64 arrays (all operands of one type) that are
+C-contiguous, aligned and in native byte order, these three operations run
+their forward and backward arithmetic in loops on the buffers
+(``pyx/cydezero/_kernels.pxd``), in that type; anything else (mixed or other
+dtypes, views, byte-swapped or Fortran-ordered arrays, broadcasting, 1-D
+``x``, ``create_graph=True``) takes the NumPy spelling. Every test here computes
 its expected result in the test itself with plain NumPy and checks:
 
 - ``sigmoid`` forward and backward are NumPy's bit for bit (the fast path
@@ -83,8 +84,11 @@ def assert_matmul_close(got, x, W, b=None):
         expected = expected + b
         scale = scale + np.abs(b)
     assert got.dtype == expected.dtype and got.shape == expected.shape
-    assert np.all(np.abs(got - expected) <= 1e-13 * scale + 1e-300), \
-        np.max(np.abs(got - expected) / (scale + 1e-300))
+    # float64: 1e-13; float32: a few roundings per term of the sum
+    tol = 1e-13 if got.dtype == np.float64 else 4 * x.shape[-1] * np.finfo(np.float32).eps
+    tiny = np.finfo(got.dtype).tiny
+    assert np.all(np.abs(got - expected) <= tol * scale + tiny), \
+        np.max(np.abs(got - expected) / (scale + tiny))
 
 
 # -- Sigmoid -------------------------------------------------------------------
@@ -277,7 +281,8 @@ def _fallbacks():
     x, W, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
     big = rng.standard_normal((12, 12))
     return {
-        'float32': (x.astype(np.float32), W.astype(np.float32), b.astype(np.float32)),
+        'mixed_dtypes': (x.astype(np.float32), W, b),
+        'float16': (x.astype(np.float16), W.astype(np.float16), b.astype(np.float16)),
         'fortran_x': (np.asfortranarray(x), W, b),
         'fortran_W': (x, np.asfortranarray(W), b),
         'view_x': (big[::2, :8:2], W, b),
@@ -298,8 +303,8 @@ def test_linear_fallbacks_are_numpy(case):
     x, W, b = _fallbacks()[case]
     y = F.linear(Variable(x), Variable(W), Variable(b)).data
     assert_bits(y, np.dot(x, W) + b)
-    if case == 'float32':
-        assert y.dtype == np.float32
+    if case == 'float16':
+        assert y.dtype == np.float16
     y_nob = F.linear(Variable(x), Variable(W)).data
     if case.startswith('b_'):    # x and W alone take the fast path
         assert_matmul_close(y_nob, x, W)
@@ -362,9 +367,9 @@ def test_linear_backward_broadcast_bias(b_shape):
     assert_matmul_close(W.grad.data, x_np.T, gy)
 
 
-def test_linear_backward_float32_fallback():
-    x_np, W_np, b_np = (a.astype(np.float32) for a in linear_case(6, 3, 4))
-    gy = rng_for('lingy32').standard_normal((6, 4)).astype(np.float32)
+def test_linear_backward_float16_fallback():
+    x_np, W_np, b_np = (a.astype(np.float16) for a in linear_case(6, 3, 4))
+    gy = rng_for('lingy16').standard_normal((6, 4)).astype(np.float16)
     x, W, b = Variable(x_np), Variable(W_np), Variable(b_np)
     backward_with(F.linear(x, W, b), gy)
     assert_bits(W.grad.data, x_np.T @ gy)
@@ -579,3 +584,96 @@ def test_pool_checks_shape_dtype_and_flags_again():
         z = F.sigmoid(x)
         assert z.data.shape == (20, 10) and z.data.flags.writeable
         assert_bits(z.data, np_sigmoid(x.data))
+
+
+# -- float32 (DeZero's layers and datasets make float32) ------------------------
+# The same fast paths run in float32 arithmetic, as NumPy's float32 loops do:
+# elementwise results and sums are NumPy's bit for bit.
+
+def f32(a):
+    return np.asarray(a, dtype=np.float32)
+
+
+@pytest.mark.parametrize('shape', SIGMOID_SHAPES, ids=str)
+def test_sigmoid_float32_bit_identical(shape):
+    rng = rng_for('sig32', shape)
+    x_np = f32(rng.standard_normal(shape) * 4)
+    gy = f32(rng.standard_normal(shape))
+    x = Variable(x_np)
+    y = F.sigmoid(x)
+    assert_bits(y.data, np_sigmoid(x_np))
+    backward_with(y, gy)
+    y_np = np_sigmoid(x_np)
+    assert_bits(x.grad.data, gy * y_np * (1 - y_np))
+
+
+def test_sigmoid_float32_special_values():
+    x = f32([np.inf, -np.inf, np.nan, 3e38, -3e38, 100.0, -100.0, 1e-45, 0.0, -0.0, 0.5])
+    assert_bits(F.sigmoid(Variable(x)).data, np_sigmoid(x))
+
+
+@pytest.mark.parametrize('shape', [(1,), (7,), (100,), (129,), (1000,), (5000,),
+                                   (100, 1), (37, 3)], ids=str)
+def test_mse_float32_bit_identical(shape):
+    rng = rng_for('mse32', shape)
+    x0_np, x1_np = f32(spread(rng, shape)), f32(spread(rng, shape))
+    x0, x1 = Variable(x0_np), Variable(x1_np)
+    y = F.mean_squared_error(x0, x1)
+    assert_bits(y.data, np_mse(x0_np, x1_np))
+    gy = f32(0.7)
+    backward_with(y, gy)
+    g = gy * (x0_np - x1_np) * (2. / len(x0_np))
+    assert_bits(x0.grad.data, g)
+    assert_bits(x1.grad.data, -g)
+
+
+@pytest.mark.parametrize('M,K,N', [(100, 1, 10), (100, 10, 1), (30, 2, 10), (30, 10, 3),
+                                   (64, 8, 8), (1, 100, 10), (10, 100, 1), (65, 8, 8)])
+def test_linear_float32(M, K, N):
+    x_np, W_np, b_np = (f32(a) for a in linear_case(M, K, N))
+    y = F.linear(Variable(x_np), Variable(W_np), Variable(b_np)).data
+    assert y.dtype == np.float32
+    if K == 1:
+        assert_bits(y, x_np @ W_np + b_np)
+    else:
+        assert_matmul_close(y, x_np, W_np, b_np)
+    gy = f32(rng_for('lingy32', M, K, N).standard_normal((M, N)))
+    x, W, b = Variable(x_np), Variable(W_np), Variable(b_np)
+    backward_with(F.linear(x, W, b), gy)
+    assert_matmul_close(W.grad.data, x_np.T, gy)
+    assert_matmul_close(x.grad.data, gy, W_np.T)
+    assert_bits(b.grad.data, gy.sum(axis=0))
+
+
+def test_float32_mlp_matches_numpy():
+    # a small float32 network, as DeZero's layers build it, for 20 SGD steps
+    rng = rng_for('mlp32')
+    x_np = f32(rng.standard_normal((30, 2)))
+    t_np = f32(rng.standard_normal((30, 3)))
+    ws = [f32(rng.standard_normal((2, 10)) * 0.5), f32(np.zeros(10)),
+          f32(rng.standard_normal((10, 3)) * 0.3), f32(np.zeros(3))]
+    params = [Variable(w.copy()) for w in ws]
+    ref = [w.copy() for w in ws]
+    for _ in range(20):
+        W1, b1, W2, b2 = params
+        loss = F.mean_squared_error(F.linear(F.sigmoid(F.linear(x_np, W1, b1)), W2, b2), t_np)
+        for p in params:
+            p.cleargrad()
+        loss.backward()
+        for p in params:
+            p.data -= 0.1 * p.grad.data
+        rW1, rb1, rW2, rb2 = ref
+        a = x_np @ rW1 + rb1
+        h = np_sigmoid(a)
+        out = h @ rW2 + rb2
+        diff = out - t_np
+        ref_loss = (diff ** 2).sum() / len(diff)
+        gout = diff * (2. / len(diff))
+        gh = gout @ rW2.T
+        ga = gh * h * (1 - h)
+        grads = [x_np.T @ ga, ga.sum(axis=0), h.T @ gout, gout.sum(axis=0)]
+        ref = [r - 0.1 * g for r, g in zip(ref, grads)]
+        np.testing.assert_allclose(loss.data, ref_loss, rtol=1e-5)
+    for p, r in zip(params, ref):
+        assert p.data.dtype == np.float32
+        np.testing.assert_allclose(p.data, r, rtol=1e-4, atol=1e-5)

@@ -1204,11 +1204,12 @@ cdef object _commit_grad(object acc, bint graph):
 
 cdef object _seed(Variable root, object given, bint graph):
     """The gradient a pass starts from at root: ones, or what was given."""
-    cdef double one
+    cdef int t
     if root.data is None:
         raise ValueError('backward() called on a Variable whose data is None')
     if given is None:
-        seed = (_pooled_f64(1.0) if _scalar_f64(root.data, &one) and type(root.data) is ndarray
+        t = _fast_type(root.data)
+        seed = (_scalar_array(t, 1.0) if t >= 0 and _ndim(root.data) == 0
                 else np.ones_like(root.data))
         return _new_var(seed) if graph else seed
     if isinstance(given, Variable):
@@ -1665,11 +1666,12 @@ cdef tuple _matmul_bw(Function f, object gy, bint graph):
 # The layers' workhorses: written here rather than in Python so that a small
 # network's step is not dominated by wrapping every intermediate gradient.
 #
-# Each also has a fast path for float64 arrays in C order (the usual case):
-# the arithmetic runs in _kernels' loops on the buffers, with one allocation
-# per result instead of a NumPy call per operator. The results are NumPy's
-# bit for bit, except that a small matrix product may round differently from
-# the BLAS. Anything else (other dtypes, views, broadcasting, CuPy, a recorded
+# Each also has a fast path for float32 and float64 arrays in C order (the
+# usual case), all operands of one type: the arithmetic runs in _kernels'
+# loops on the buffers, in that type, with one result array per result
+# instead of a NumPy call per operator. The results are NumPy's bit for bit,
+# except that a small matrix product may round differently from the BLAS.
+# Anything else (mixed or other dtypes, views, broadcasting, CuPy, a recorded
 # backward under create_graph) takes the NumPy spelling next to it.
 
 # Matrix products with at most this many multiply-adds run in _kernels.matmul;
@@ -1678,29 +1680,44 @@ cdef enum:
     _SMALL_MATMUL = 4096
 
 
-cdef inline bint _f64c(object a):
-    """Whether a is a NumPy float64 array, C-contiguous, aligned, native
-    byte order: a plain buffer of doubles."""
-    return (type(a) is ndarray
-            and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_DOUBLE
+cdef inline int _fast_type(object a):
+    """NPY_FLOAT or NPY_DOUBLE when a is a NumPy array of that type in C
+    order, aligned and in native byte order (a plain buffer); else -1."""
+    cdef int t
+    if type(a) is not ndarray:
+        return -1
+    t = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if ((t == cnp.NPY_DOUBLE or t == cnp.NPY_FLOAT)
             and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>a)
-            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)):
+        return t
+    return -1
 
 
-cdef inline double* _buf(object a):
-    return <double*>cnp.PyArray_DATA(<cnp.ndarray>a)
+cdef inline int _fast_type2(object a, object b):
+    """The common _fast_type of a and b, or -1."""
+    cdef int t = _fast_type(a)
+    return t if t >= 0 and _fast_type(b) == t else -1
+
+
+cdef inline void* _data(object a):
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef inline cnp.npy_intp _dim(object a, int i):
     return cnp.PyArray_DIMS(<cnp.ndarray>a)[i]
 
 
-# The fast paths' results come from a small pool of float64 arrays: making
-# and freeing an ndarray costs about 0.2 us, as much as the arithmetic of a
+cdef inline int _ndim(object a):
+    return cnp.PyArray_NDIM(<cnp.ndarray>a)
+
+
+# The fast paths' results come from a small pool of arrays: making and
+# freeing an ndarray costs about 0.2 us, as much as the arithmetic of a
 # 100x10 operation, and a training step makes the same shapes over and over.
 # An array in the pool is handed out again only when the pool's reference
 # is the last one (nobody can see it any more) and it is still a writeable
-# C-ordered float64 array of the shape asked for, with no weak reference to
+# C-ordered array of the type and shape asked for, with no weak reference to
 # it. Only arrays of at most _POOL_BYTES are kept, so the pool holds at most
 # _POOL * _POOL_BYTES (2 MiB) beyond what the program holds itself.
 cdef enum:
@@ -1721,15 +1738,14 @@ cdef extern from *:
     Py_ssize_t _refcnt "Py_REFCNT" (PyObject* o)
 
 
-cdef inline bint _reusable(PyObject* p, int nd, cnp.npy_intp* dims):
+cdef inline bint _reusable(PyObject* p, int t, int nd, cnp.npy_intp* dims):
     cdef cnp.ndarray a
     cdef cnp.npy_intp* d
     cdef int i
     if _refcnt(p) != 1:     # checked before `a` takes a reference of its own
         return False
     a = <cnp.ndarray>p
-    if (cnp.PyArray_NDIM(a) != nd
-            or cnp.PyArray_TYPE(a) != cnp.NPY_DOUBLE
+    if (cnp.PyArray_NDIM(a) != nd or cnp.PyArray_TYPE(a) != t
             or not cnp.PyArray_ISCARRAY(a) or not cnp.PyArray_ISNOTSWAPPED(a)
             or _has_weakrefs(p)):
         return False
@@ -1740,22 +1756,22 @@ cdef inline bint _reusable(PyObject* p, int nd, cnp.npy_intp* dims):
     return True
 
 
-cdef object _new_f64_array(int nd, cnp.npy_intp* dims):
-    """An uninitialised C-ordered float64 array (every caller writes all of
-    it), from the pool when one fits."""
+cdef object _new_array(int t, int nd, cnp.npy_intp* dims):
+    """An uninitialised C-ordered array of type t (every caller writes all
+    of it), from the pool when one fits."""
     global _pool_next
-    cdef cnp.npy_intp nbytes = sizeof(double)
+    cdef cnp.npy_intp nbytes = sizeof(double) if t == cnp.NPY_DOUBLE else sizeof(float)
     cdef int i
     cdef PyObject* p
     for i in range(nd):
         nbytes *= dims[i]
     if nbytes > _POOL_BYTES:
-        return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_DOUBLE, 0)
+        return cnp.PyArray_EMPTY(nd, dims, t, 0)
     for i in range(_POOL):
         p = _pool[i]
-        if p != NULL and _reusable(p, nd, dims):
+        if p != NULL and _reusable(p, t, nd, dims):
             return <object>p
-    a = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_DOUBLE, 0)
+    a = cnp.PyArray_EMPTY(nd, dims, t, 0)
     p = _pool[_pool_next]
     Py_INCREF(a)
     _pool[_pool_next] = <PyObject*>a
@@ -1765,55 +1781,144 @@ cdef object _new_f64_array(int nd, cnp.npy_intp* dims):
     return a
 
 
-cdef object _pooled_f64(double v):
-    """A 0-d float64 array holding v, from the pool (a loss, a seed)."""
-    a = _new_f64_array(0, NULL)
-    _buf(a)[0] = v
+cdef object _scalar_array(int t, double v):
+    """A 0-d array of type t holding v, from the pool (a loss, a seed)."""
+    a = _new_array(t, 0, NULL)
+    if t == cnp.NPY_DOUBLE:
+        (<double*>_data(a))[0] = v
+    else:
+        (<float*>_data(a))[0] = <float>v
     return a
 
 
-cdef inline object _empty_like_f64(object a):
-    return _new_f64_array(cnp.PyArray_NDIM(<cnp.ndarray>a), cnp.PyArray_DIMS(<cnp.ndarray>a))
+cdef inline object _empty_like(object a):
+    return _new_array(cnp.PyArray_TYPE(<cnp.ndarray>a), _ndim(a),
+                      cnp.PyArray_DIMS(<cnp.ndarray>a))
 
 
-cdef inline object _empty2(cnp.npy_intp m, cnp.npy_intp n):
+cdef inline object _empty2(int t, cnp.npy_intp m, cnp.npy_intp n):
     cdef cnp.npy_intp dims[2]
     dims[0] = m
     dims[1] = n
-    return _new_f64_array(2, dims)
+    return _new_array(t, 2, dims)
 
 
-cdef inline bint _small_matrices(object x, object W):
-    """x (M x K) and W (K x N) are float64 buffers small enough for
-    _kernels.matmul, none of M, K, N zero."""
-    if not (_f64c(x) and _f64c(W) and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2
-            and cnp.PyArray_NDIM(<cnp.ndarray>W) == 2):
-        return False
+cdef inline int _small_matrices(object x, object W):
+    """The common fast type of x (M x K) and W (K x N) when both are
+    matrices small enough for _kernels.matmul, none of M, K, N zero; else -1."""
+    cdef int t = _fast_type2(x, W)
+    if t < 0 or _ndim(x) != 2 or _ndim(W) != 2:
+        return -1
     cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
-    return (K == _dim(W, 0) and M > 0 and K > 0 and N > 0
-            and M * K <= _SMALL_MATMUL and M * K * N <= _SMALL_MATMUL)
+    if (K == _dim(W, 0) and M > 0 and K > 0 and N > 0
+            and M * K <= _SMALL_MATMUL and M * K * N <= _SMALL_MATMUL):
+        return t
+    return -1
 
 
-# np.tanh's own float64 loop (its SIMD code, hence its exact results), found
-# once so that Sigmoid can run it on a buffer without a ufunc call.
-cdef cnp.PyUFuncGenericFunction _tanh_loop = NULL
-cdef void* _tanh_loop_data = NULL
+# np.tanh's own loops for float32 and float64 (its SIMD code, hence its
+# exact results), found once so that Sigmoid can run them on a buffer
+# without a ufunc call. The first loop of a signature in the ufunc's table is
+# the one NumPy's own type resolution picks.
+cdef cnp.PyUFuncGenericFunction _tanh_f64 = NULL
+cdef cnp.PyUFuncGenericFunction _tanh_f32 = NULL
+cdef void* _tanh_f64_data = NULL
+cdef void* _tanh_f32_data = NULL
 
 
-cdef void _find_tanh_loop():
-    global _tanh_loop, _tanh_loop_data
+cdef void _find_tanh_loops():
+    global _tanh_f64, _tanh_f32, _tanh_f64_data, _tanh_f32_data
     cdef cnp.ufunc u = np.tanh
     cdef int i
     if u.nin != 1 or u.nout != 1:
         return
     for i in range(u.ntypes):
-        if u.types[2 * i] == cnp.NPY_DOUBLE and u.types[2 * i + 1] == cnp.NPY_DOUBLE:
-            _tanh_loop = u.functions[i]
-            _tanh_loop_data = u.data[i]
-            return
+        if u.types[2 * i] != u.types[2 * i + 1]:
+            continue
+        if u.types[2 * i] == cnp.NPY_DOUBLE and _tanh_f64 == NULL:
+            _tanh_f64 = u.functions[i]
+            _tanh_f64_data = u.data[i]
+        elif u.types[2 * i] == cnp.NPY_FLOAT and _tanh_f32 == NULL:
+            _tanh_f32 = u.functions[i]
+            _tanh_f32_data = u.data[i]
 
 
-_find_tanh_loop()
+_find_tanh_loops()
+
+
+# The fast paths' arithmetic, written once for float and double: the type of
+# the first pointer picks the version, the other buffers are read as the same.
+
+cdef void _linear_fwd(_kernels.real* y, object x, object W, object b) noexcept:
+    _kernels.matmul(_dim(x, 0), _dim(x, 1), _dim(W, 1),
+                    <_kernels.real*>_data(x), _dim(x, 1), 1,
+                    <_kernels.real*>_data(W), _dim(W, 1), 1,
+                    NULL if b is None else <_kernels.real*>_data(b), y)
+
+
+cdef void _linear_bw(_kernels.real* g, object gy, object x, object W,
+                     object gx, object gW, object gb) noexcept:
+    cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
+    cdef _kernels.real* b
+    if gb is not None:
+        b = <_kernels.real*>_data(gb)
+        if N == 1:   # NumPy reduces a single column pairwise
+            b[0] = 0 + _kernels.pairwise_sum(g, M)
+        else:
+            _kernels.column_sums(M, N, g, b)
+    if gx is not None:      # gy @ W.T
+        _kernels.matmul(M, N, K, g, N, 1, <_kernels.real*>_data(W), 1, N, NULL,
+                        <_kernels.real*>_data(gx))
+    if gW is not None:      # x.T @ gy
+        _kernels.matmul(K, M, N, <_kernels.real*>_data(x), 1, K, g, N, 1, NULL,
+                        <_kernels.real*>_data(gW))
+
+
+cdef void _sigmoid_pre(_kernels.real* y, object x) noexcept:
+    cdef const _kernels.real* q = <_kernels.real*>_data(x)
+    cdef cnp.npy_intp i
+    for i in range(cnp.PyArray_SIZE(<cnp.ndarray>x)):
+        y[i] = q[i] * <_kernels.real>0.5
+
+
+cdef void _sigmoid_post(_kernels.real* y, cnp.npy_intp n) noexcept:
+    cdef cnp.npy_intp i
+    for i in range(n):
+        y[i] = y[i] * <_kernels.real>0.5 + <_kernels.real>0.5
+
+
+cdef void _sigmoid_bw(_kernels.real* g, object gy, object y) noexcept:
+    cdef const _kernels.real* a = <_kernels.real*>_data(gy)
+    cdef const _kernels.real* b = <_kernels.real*>_data(y)
+    cdef cnp.npy_intp i
+    for i in range(cnp.PyArray_SIZE(<cnp.ndarray>y)):
+        g[i] = a[i] * b[i] * (<_kernels.real>1 - b[i])
+
+
+cdef double _mse_fwd(_kernels.real* a, object x1, cnp.npy_intp n,
+                     cnp.npy_intp length) noexcept:
+    # (0 + sum) / length, both in the arrays' type, as NumPy computes it
+    return ((<_kernels.real>0 + _kernels.pairwise_sum_sq_diff(
+        a, <_kernels.real*>_data(x1), n)) / <_kernels.real>length)
+
+
+cdef void _mse_bw(_kernels.real* a, object x1, object gy, object gx0, object gx1,
+                  cnp.npy_intp n, cnp.npy_intp length) noexcept:
+    # gy * (x0 - x1) * (2 / length): 2 / length is a Python float, which
+    # NumPy rounds to the arrays' type first
+    cdef const _kernels.real* b = <_kernels.real*>_data(x1)
+    cdef _kernels.real g = (<_kernels.real*>_data(gy))[0]
+    cdef _kernels.real k = <_kernels.real>(2. / length)
+    cdef _kernels.real* p0 = NULL if gx0 is None else <_kernels.real*>_data(gx0)
+    cdef _kernels.real* p1 = NULL if gx1 is None else <_kernels.real*>_data(gx1)
+    cdef _kernels.real d
+    cdef cnp.npy_intp i
+    for i in range(n):
+        d = g * (a[i] - b[i]) * k
+        if p0 != NULL:
+            p0[i] = d
+        if p1 != NULL:
+            p1[i] = -d
 
 
 cdef class Linear(_Builtin):
@@ -1822,12 +1927,14 @@ cdef class Linear(_Builtin):
     cdef object _fwd(self, tuple xs):
         x, W = xs[0], xs[1]
         b = xs[2] if len(xs) > 2 else None
-        if _small_matrices(x, W) and (b is None or (
-                _f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _dim(b, 0) == _dim(W, 1))):
-            y = _empty2(_dim(x, 0), _dim(W, 1))
-            _kernels.matmul(_dim(x, 0), _dim(x, 1), _dim(W, 1),
-                            _buf(x), _dim(x, 1), 1, _buf(W), _dim(W, 1), 1,
-                            NULL if b is None else _buf(b), _buf(y))
+        cdef int t = _small_matrices(x, W)
+        if t >= 0 and (b is None or (
+                _fast_type(b) == t and _ndim(b) == 1 and _dim(b, 0) == _dim(W, 1))):
+            y = _empty2(t, _dim(x, 0), _dim(W, 1))
+            if t == cnp.NPY_DOUBLE:
+                _linear_fwd(<double*>_data(y), x, W, b)
+            else:
+                _linear_fwd(<float*>_data(y), x, W, b)
             return y
         y = x.dot(W)
         if b is not None:
@@ -1847,29 +1954,28 @@ cdef class Linear(_Builtin):
         return gxW + (gb,)
 
     cdef tuple _bw_small(self, object gy):
-        """The backward on float64 buffers, or None where it does not apply."""
+        """The backward on plain buffers, or None where it does not apply."""
         x = self._x(0, False)
         W = self._x(1, False)
         b = self._x(2, False) if self._nin > 2 else None
-        if not (_small_matrices(x, W) and _f64c(gy) and cnp.PyArray_NDIM(<cnp.ndarray>gy) == 2
+        cdef int t = _small_matrices(x, W)
+        if not (t >= 0 and _fast_type(gy) == t and _ndim(gy) == 2
                 and _dim(gy, 0) == _dim(x, 0) and _dim(gy, 1) == _dim(W, 1)):
             return None
-        cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
+        cdef cnp.npy_intp N = _dim(W, 1)
         gx = gW = gb = None
         if self._needs(2):
-            if not (_f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _dim(b, 0) == N):
+            if not (_fast_type(b) == t and _ndim(b) == 1 and _dim(b, 0) == N):
                 return None     # a bias that was broadcast: sum_to below
-            gb = _new_f64_array(1, &N)
-            if N == 1:   # NumPy reduces a single column pairwise
-                _buf(gb)[0] = 0.0 + _kernels.pairwise_sum(_buf(gy), M)
-            else:
-                _kernels.column_sums(M, N, _buf(gy), _buf(gb))
+            gb = _new_array(t, 1, &N)
         if self._needs(0):
-            gx = _empty2(M, K)     # gy @ W.T
-            _kernels.matmul(M, N, K, _buf(gy), N, 1, _buf(W), 1, N, NULL, _buf(gx))
+            gx = _empty2(t, _dim(x, 0), _dim(x, 1))
         if self._needs(1):
-            gW = _empty2(K, N)     # x.T @ gy
-            _kernels.matmul(K, M, N, _buf(x), 1, K, _buf(gy), N, 1, NULL, _buf(gW))
+            gW = _empty2(t, _dim(x, 1), N)
+        if t == cnp.NPY_DOUBLE:
+            _linear_bw(<double*>_data(gy), gy, x, W, gx, gW, gb)
+        else:
+            _linear_bw(<float*>_data(gy), gy, x, W, gx, gW, gb)
         return (gx, gW) if self._nin == 2 else (gx, gW, gb)
 
 
@@ -1878,41 +1984,41 @@ cdef class Sigmoid(_Builtin):
     overflow);  gx = gy * y * (1 - y)."""
     cdef object _fwd(self, tuple xs):
         x = xs[0]
-        cdef cnp.npy_intp i, n, steps[2]
+        cdef int t = _fast_type(x)
+        cdef cnp.PyUFuncGenericFunction loop = (
+            _tanh_f64 if t == cnp.NPY_DOUBLE else _tanh_f32 if t == cnp.NPY_FLOAT else NULL)
+        cdef cnp.npy_intp n, steps[2]
         cdef char* args[2]
-        cdef double* p
-        cdef const double* q
-        if _tanh_loop != NULL and _f64c(x):
-            y = _empty_like_f64(x)
+        if loop != NULL:
+            y = _empty_like(x)
             n = cnp.PyArray_SIZE(<cnp.ndarray>x)
-            p = _buf(y)
-            q = _buf(x)
-            for i in range(n):
-                p[i] = q[i] * 0.5
-            args[0] = args[1] = <char*>p
-            steps[0] = steps[1] = sizeof(double)
-            _tanh_loop(args, &n, steps, _tanh_loop_data)
-            for i in range(n):
-                p[i] = p[i] * 0.5 + 0.5
+            if t == cnp.NPY_DOUBLE:
+                _sigmoid_pre(<double*>_data(y), x)
+            else:
+                _sigmoid_pre(<float*>_data(y), x)
+            args[0] = args[1] = <char*>_data(y)
+            steps[0] = steps[1] = cnp.PyArray_ITEMSIZE(<cnp.ndarray>x)
+            loop(args, &n, steps, _tanh_f64_data if t == cnp.NPY_DOUBLE else _tanh_f32_data)
+            if t == cnp.NPY_DOUBLE:
+                _sigmoid_post(<double*>_data(y), n)
+            else:
+                _sigmoid_post(<float*>_data(y), n)
             return y
         return np.tanh(x * 0.5) * 0.5 + 0.5
 
     cdef tuple _bw(self, tuple gys, bint graph):
         y = self._y(graph)
         gy = gys[0]
-        cdef cnp.npy_intp i, n
-        cdef double* g
-        cdef const double* a
-        cdef const double* b
-        if not graph and _f64c(gy) and _f64c(y) and _same_shape(gy, y):
-            gx = _empty_like_f64(y)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>y)
-            g = _buf(gx)
-            a = _buf(gy)
-            b = _buf(y)
-            for i in range(n):
-                g[i] = a[i] * b[i] * (1.0 - b[i])
-            return (gx,)
+        cdef int t
+        if not graph:
+            t = _fast_type2(gy, y)
+            if t >= 0 and _same_shape(gy, y):
+                gx = _empty_like(y)
+                if t == cnp.NPY_DOUBLE:
+                    _sigmoid_bw(<double*>_data(gx), gy, y)
+                else:
+                    _sigmoid_bw(<float*>_data(gx), gy, y)
+                return (gx,)
         return (gy * y * (1 - y),)
 
 
@@ -1925,10 +2031,13 @@ cdef class ReLU(_Builtin):
         return (gys[0] * (self._x(0, False) > 0),)
 
 
-cdef inline bint _same_f64c(object a, object b):
-    """Two float64 buffers of one shape, not 0-d."""
-    return (_f64c(a) and _f64c(b) and cnp.PyArray_NDIM(<cnp.ndarray>a) > 0
-            and _same_shape(a, b) and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0)
+cdef inline int _same_fast_type(object a, object b):
+    """The common fast type of two arrays of one shape, not 0-d nor empty;
+    else -1."""
+    cdef int t = _fast_type2(a, b)
+    if t >= 0 and _ndim(a) > 0 and _same_shape(a, b) and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0:
+        return t
+    return -1
 
 
 cdef class MeanSquaredError(_Builtin):
@@ -1937,42 +2046,37 @@ cdef class MeanSquaredError(_Builtin):
     shape when the two were broadcast)."""
     cdef object _fwd(self, tuple xs):
         x0, x1 = xs[0], xs[1]
-        if _same_f64c(x0, x1):
-            return _pooled_f64((0.0 + _kernels.pairwise_sum_sq_diff(
-                _buf(x0), _buf(x1), cnp.PyArray_SIZE(<cnp.ndarray>x0))) / _dim(x0, 0))
+        cdef int t = _same_fast_type(x0, x1)
+        cdef cnp.npy_intp n
+        if t >= 0:
+            n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
+            if t == cnp.NPY_DOUBLE:
+                return _scalar_array(t, _mse_fwd(<double*>_data(x0), x1, n, _dim(x0, 0)))
+            return _scalar_array(t, _mse_fwd(<float*>_data(x0), x1, n, _dim(x0, 0)))
         diff = x0 - x1
         return (diff ** 2).sum() / len(diff)
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        cdef double gy_v, k, d
-        cdef cnp.npy_intp i, n
-        cdef double* p0
-        cdef double* p1
-        cdef const double* a
-        cdef const double* b
+        cdef int t
+        cdef cnp.npy_intp n
+        gy = gys[0]
         if not graph:
             x0 = self._x(0, False)
             x1 = self._x(1, False)
-            if _same_f64c(x0, x1) and _scalar_f64(gys[0], &gy_v) and type(gys[0]) is ndarray:
+            t = _same_fast_type(x0, x1)
+            if t >= 0 and _fast_type(gy) == t and _ndim(gy) == 0:
                 n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
-                k = 2. / _dim(x0, 0)
-                gx0 = _empty_like_f64(x0) if self._needs(0) else None
-                gx1 = _empty_like_f64(x0) if self._needs(1) else None
-                p0 = NULL if gx0 is None else _buf(gx0)
-                p1 = NULL if gx1 is None else _buf(gx1)
-                a = _buf(x0)
-                b = _buf(x1)
-                for i in range(n):
-                    d = gy_v * (a[i] - b[i]) * k
-                    if p0 != NULL:
-                        p0[i] = d
-                    if p1 != NULL:
-                        p1[i] = -d
+                gx0 = _empty_like(x0) if self._needs(0) else None
+                gx1 = _empty_like(x0) if self._needs(1) else None
+                if t == cnp.NPY_DOUBLE:
+                    _mse_bw(<double*>_data(x0), x1, gy, gx0, gx1, n, _dim(x0, 0))
+                else:
+                    _mse_bw(<float*>_data(x0), x1, gy, gx0, gx1, n, _dim(x0, 0))
                 return (gx0, gx1)
         diff = self._x(0, graph) - self._x(1, graph)
         # On arrays, NumPy broadcasts gy in the product itself (same values);
         # a recorded graph needs the explicit BroadcastTo.
-        gy = _broadcast_g(gys[0], _shape_of(diff), graph) if graph else gys[0]
+        gy = _broadcast_g(gy, _shape_of(diff), graph) if graph else gy
         g = gy * diff * (2. / len(diff))
         gx0 = _sum_to_like(g, self._in0, graph) if self._needs(0) else None
         gx1 = _sum_to_like(_neg_g(g, graph), self._in1, graph) if self._needs(1) else None

@@ -1,13 +1,20 @@
-# Arithmetic on small float64 buffers, for the built-in operations' fast
-# paths in _core.pyx. On a 100x10 matrix a NumPy call costs more in dispatch
-# (about 0.3 us) than in arithmetic, and a small network's step makes dozens
-# of them; these loops do the same arithmetic with none of that.
+# Arithmetic on small float32 and float64 buffers (``real`` is either), for
+# the built-in operations' fast paths in _core.pyx. On a 100x10 matrix a
+# NumPy call costs more in dispatch (about 0.3 us) than in arithmetic, and a
+# small network's step makes dozens of them; these loops do the same
+# arithmetic with none of that.
 #
 # Pure C-level code: raw pointers in, nothing allocated, no Python objects.
-# The summation orders are NumPy's where NumPy's is fixed (pairwise sums,
-# row-by-row column sums), so those results are bit-identical to NumPy's.
+# Arithmetic stays in the buffers' type, as NumPy's loops do (float32 sums
+# in float32). The summation orders are NumPy's where NumPy's is fixed
+# (pairwise sums, row-by-row column sums), so those results are
+# bit-identical to NumPy's.
 # Matrix products sum over k in order, which a BLAS need not do: there the
 # results agree with NumPy's to rounding.
+
+ctypedef fused real:
+    float
+    double
 
 cdef extern from *:
     """
@@ -18,9 +25,18 @@ cdef extern from *:
     #else
     #  define CDZ_RESTRICT __restrict__
     #endif
-    typedef double* CDZ_RESTRICT cdz_out_ptr;
+    typedef float* CDZ_RESTRICT cdz_out_f;
+    typedef double* CDZ_RESTRICT cdz_out_d;
     """
-    ctypedef double* out_ptr "cdz_out_ptr"
+    ctypedef float* out_f "cdz_out_f"
+    ctypedef double* out_d "cdz_out_d"
+
+# An output buffer: restrict-qualified, of the same type as the inputs (the
+# public kernels below take real* and pass it on as one of these).
+ctypedef fused out_t:
+    out_f
+    out_d
+
 
 # From this many terms on, each element of a product is a dot product kept
 # in a register; shorter sums update whole rows (from _NARROW columns on) or
@@ -30,8 +46,8 @@ cdef enum:
     _NARROW = 4
 
 
-cdef inline void _axpy(Py_ssize_t n, double a, const double* x, Py_ssize_t incx,
-                       out_ptr y, Py_ssize_t incy, bint init) noexcept nogil:
+cdef inline void _axpy(Py_ssize_t n, real a, const real* x, Py_ssize_t incx,
+                       out_t y, Py_ssize_t incy, bint init) noexcept nogil:
     """y = a * x (init) or y += a * x, over n strided elements."""
     cdef Py_ssize_t i
     if incx == 1 and incy == 1:
@@ -49,8 +65,8 @@ cdef inline void _axpy(Py_ssize_t n, double a, const double* x, Py_ssize_t incx,
             y[i * incy] += a * x[i * incx]
 
 
-cdef inline void _axpy_bias(Py_ssize_t n, double a, const double* x, Py_ssize_t incx,
-                            const double* b, out_ptr y, bint init) noexcept nogil:
+cdef inline void _axpy_bias(Py_ssize_t n, real a, const real* x, Py_ssize_t incx,
+                            const real* b, out_t y, bint init) noexcept nogil:
     """_axpy's last step on a contiguous y, adding b to the result in the same
     pass: y = a * x + b (init) or y = (y + a * x) + b. Writing each element
     once matters: reading back a row just written with other alignments
@@ -65,10 +81,10 @@ cdef inline void _axpy_bias(Py_ssize_t n, double a, const double* x, Py_ssize_t 
 
 
 cdef inline void _dots(Py_ssize_t K, Py_ssize_t n,
-                       const double* p, Py_ssize_t p_k,
-                       const double* q, Py_ssize_t q_k, Py_ssize_t q_r,
-                       const double* bias, Py_ssize_t bias_r,
-                       double* out, Py_ssize_t out_r) noexcept nogil:
+                       const real* p, Py_ssize_t p_k,
+                       const real* q, Py_ssize_t q_k, Py_ssize_t q_r,
+                       const real* bias, Py_ssize_t bias_r,
+                       out_t out, Py_ssize_t out_r) noexcept nogil:
     """n dot products that share one operand: for r < n,
     out[r * out_r] = sum over k of p[k * p_k] * q[r * q_r + k * q_k]
     (+ bias[r * bias_r]), each summed in order of k. Four at a time, in
@@ -77,8 +93,8 @@ cdef inline void _dots(Py_ssize_t K, Py_ssize_t n,
     to stay four wide (a lone chain waits on every addition)."""
     cdef Py_ssize_t r = 0, k, i
     cdef Py_ssize_t o[4]
-    cdef double a, s0, s1, s2, s3
-    cdef const double* t
+    cdef real a, s0, s1, s2, s3
+    cdef const real* t
     while r < n:
         for i in range(4):
             o[i] = r + i if r + i < n else n - 1
@@ -106,10 +122,10 @@ cdef inline void _dots(Py_ssize_t K, Py_ssize_t n,
         r += 4
 
 
-cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
-                        const double* A, Py_ssize_t a_row, Py_ssize_t a_col,
-                        const double* B, Py_ssize_t b_row, Py_ssize_t b_col,
-                        const double* bias, out_ptr C) noexcept nogil:
+cdef inline void _matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
+                         const real* A, Py_ssize_t a_row, Py_ssize_t a_col,
+                         const real* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                         const real* bias, out_t C) noexcept nogil:
     """C = A @ B (+ bias, added to each row after the product), for an
     M x K matrix A and a K x N matrix B given by element strides (so a
     transpose is free), into the C-contiguous M x N buffer C. K >= 1.
@@ -149,8 +165,8 @@ cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
                     C[i * N + j] += bias[j]
 
 
-cdef inline void column_sums(Py_ssize_t M, Py_ssize_t N, const double* A,
-                             out_ptr out) noexcept nogil:
+cdef inline void _column_sums(Py_ssize_t M, Py_ssize_t N, const real* A,
+                              out_t out) noexcept nogil:
     """out[j] = sum over i of A[i, j] for a C-contiguous M x N matrix, with
     N > 1 and M >= 1: rows added one after another, as ``A.sum(axis=0)``
     does."""
@@ -162,10 +178,30 @@ cdef inline void column_sums(Py_ssize_t M, Py_ssize_t N, const double* A,
             out[j] += A[i * N + j]
 
 
-cdef inline double _block_sum(const double* a, Py_ssize_t n) noexcept nogil:
+cdef inline void matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
+                        const real* A, Py_ssize_t a_row, Py_ssize_t a_col,
+                        const real* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                        const real* bias, real* C) noexcept nogil:
+    """_matmul with C declared not to overlap A, B or bias."""
+    if real is double:
+        _matmul(M, K, N, A, a_row, a_col, B, b_row, b_col, bias, <out_d>C)
+    else:
+        _matmul(M, K, N, A, a_row, a_col, B, b_row, b_col, bias, <out_f>C)
+
+
+cdef inline void column_sums(Py_ssize_t M, Py_ssize_t N, const real* A,
+                             real* out) noexcept nogil:
+    """_column_sums with out declared not to overlap A."""
+    if real is double:
+        _column_sums(M, N, A, <out_d>out)
+    else:
+        _column_sums(M, N, A, <out_f>out)
+
+
+cdef inline real _block_sum(const real* a, Py_ssize_t n) noexcept nogil:
     # NumPy's leaf for n <= 128: eight running sums, combined pairwise.
-    cdef double r[8]
-    cdef double res
+    cdef real r[8]
+    cdef real res
     cdef Py_ssize_t i, j
     if n < 8:
         res = -0.0
@@ -193,9 +229,9 @@ cdef inline Py_ssize_t _pairwise_split(Py_ssize_t n) noexcept nogil:
     return half - half % 8
 
 
-cdef inline double pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
+cdef inline real pairwise_sum(const real* a, Py_ssize_t n) noexcept nogil:
     """The sum of a[0..n) in NumPy's pairwise order for a contiguous
-    float64 reduction. Add it to 0.0, NumPy's starting value."""
+    reduction. Add it to 0, NumPy's starting value."""
     cdef Py_ssize_t h
     if n <= 128:
         return _block_sum(a, n)
@@ -203,11 +239,11 @@ cdef inline double pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
     return pairwise_sum(a, h) + pairwise_sum(a + h, n - h)
 
 
-cdef inline double pairwise_sum_sq_diff(const double* a, const double* b,
-                                        Py_ssize_t n) noexcept nogil:
+cdef inline real pairwise_sum_sq_diff(const real* a, const real* b,
+                                      Py_ssize_t n) noexcept nogil:
     """``((a - b) ** 2).sum()`` over n elements, in the same order as
     pairwise_sum and without a temporary array."""
-    cdef double d[128]
+    cdef real d[128]
     cdef Py_ssize_t i, h
     if n <= 128:
         for i in range(n):
