@@ -1856,8 +1856,9 @@ cdef void _linear_fwd(_kernels.real* y, object x, object W, object b) noexcept:
                     NULL if b is None else <_kernels.real*>_data(b), y)
 
 
-cdef void _linear_bw(_kernels.real* g, object gy, object x, object W,
+cdef void _linear_bw(_kernels.real* g, object x, object W,
                      object gx, object gW, object gb) noexcept:
+    # g: the buffer of gy
     cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
     cdef _kernels.real* b
     if gb is not None:
@@ -1973,9 +1974,9 @@ cdef class Linear(_Builtin):
         if self._needs(1):
             gW = _empty2(t, _dim(x, 1), N)
         if t == cnp.NPY_DOUBLE:
-            _linear_bw(<double*>_data(gy), gy, x, W, gx, gW, gb)
+            _linear_bw(<double*>_data(gy), x, W, gx, gW, gb)
         else:
-            _linear_bw(<float*>_data(gy), gy, x, W, gx, gW, gb)
+            _linear_bw(<float*>_data(gy), x, W, gx, gW, gb)
         return (gx, gW) if self._nin == 2 else (gx, gW, gb)
 
 
