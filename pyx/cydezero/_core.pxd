@@ -59,4 +59,5 @@ cdef class Function:
     cdef object _y(self, bint graph)
     cdef void _link(self, list outs) except *
     cdef void _link1(self, Variable out)
+    cdef void _free_outs(self)
     cdef void _unlink(self, PyObject* v)

@@ -733,8 +733,7 @@ cdef class Function:
         self._nin = -1
 
     def __dealloc__(self):
-        if self._outs != &self._out1:
-            free(self._outs)
+        self._free_outs()
 
     def __call__(self, *inputs):
         return _apply(self, inputs)
@@ -899,9 +898,7 @@ cdef class Function:
         if n > 65535:
             raise ValueError('{}: {} outputs; at most 65535 are supported'
                              .format(type(self).__name__, n))
-        if self._outs != &self._out1:
-            free(self._outs)
-            self._outs = &self._out1
+        self._free_outs()
         if n > 1:
             self._outs = <PyObject**>malloc(n * sizeof(PyObject*))
             if self._outs == NULL:
@@ -914,11 +911,15 @@ cdef class Function:
 
     cdef void _link1(self, Variable out):
         """_link for the usual single output."""
+        self._free_outs()
+        self._out1 = <PyObject*>out
+        self._nout = 1
+
+    cdef void _free_outs(self):
+        """Back to the inline slot for the outputs' pointers."""
         if self._outs != &self._out1:
             free(self._outs)
             self._outs = &self._out1
-        self._out1 = <PyObject*>out
-        self._nout = 1
 
     cdef void _unlink(self, PyObject* v):
         cdef Py_ssize_t i
@@ -1011,16 +1012,13 @@ cdef object _apply(Function f, tuple inputs):
         f._set_inputs(inputs)
         if outs is None:
             f._link1(out)
-            out._creator = f
-            out.generation = <int>(gen + 1)
-            out._const = no_grad_needed
         else:
             f._link(outs)
-            for o in outs:
-                v = <Variable>o
-                v._creator = f
-                v.generation = <int>(gen + 1)
-                v._const = no_grad_needed
+        for i in range(f._nout):
+            v = <Variable>f._outs[i]
+            v._creator = f
+            v.generation = <int>(gen + 1)
+            v._const = no_grad_needed
         if cdz_anomaly:
             _anomaly_sites[f] = _creation_site()
     if outs is None:
@@ -1875,15 +1873,18 @@ cdef void _linear_bw(_kernels.real* g, object x, object W,
                         <_kernels.real*>_data(gW))
 
 
-cdef void _sigmoid_pre(_kernels.real* y, object x) noexcept:
+cdef void _sigmoid_fwd(_kernels.real* y, object x, cnp.PyUFuncGenericFunction tanh,
+                       void* tanh_data) noexcept:
+    # tanh(x * 0.5) * 0.5 + 0.5, the tanh by NumPy's own loop, in place
     cdef const _kernels.real* q = <_kernels.real*>_data(x)
-    cdef cnp.npy_intp i
-    for i in range(cnp.PyArray_SIZE(<cnp.ndarray>x)):
+    cdef cnp.npy_intp i, n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    cdef cnp.npy_intp steps[2]
+    cdef char* args[2]
+    for i in range(n):
         y[i] = q[i] * <_kernels.real>0.5
-
-
-cdef void _sigmoid_post(_kernels.real* y, cnp.npy_intp n) noexcept:
-    cdef cnp.npy_intp i
+    args[0] = args[1] = <char*>y
+    steps[0] = steps[1] = sizeof(_kernels.real)
+    tanh(args, &n, steps, tanh_data)
     for i in range(n):
         y[i] = y[i] * <_kernels.real>0.5 + <_kernels.real>0.5
 
@@ -1986,24 +1987,13 @@ cdef class Sigmoid(_Builtin):
     cdef object _fwd(self, tuple xs):
         x = xs[0]
         cdef int t = _fast_type(x)
-        cdef cnp.PyUFuncGenericFunction loop = (
-            _tanh_f64 if t == cnp.NPY_DOUBLE else _tanh_f32 if t == cnp.NPY_FLOAT else NULL)
-        cdef cnp.npy_intp n, steps[2]
-        cdef char* args[2]
-        if loop != NULL:
+        if t == cnp.NPY_DOUBLE and _tanh_f64 != NULL:
             y = _empty_like(x)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>x)
-            if t == cnp.NPY_DOUBLE:
-                _sigmoid_pre(<double*>_data(y), x)
-            else:
-                _sigmoid_pre(<float*>_data(y), x)
-            args[0] = args[1] = <char*>_data(y)
-            steps[0] = steps[1] = cnp.PyArray_ITEMSIZE(<cnp.ndarray>x)
-            loop(args, &n, steps, _tanh_f64_data if t == cnp.NPY_DOUBLE else _tanh_f32_data)
-            if t == cnp.NPY_DOUBLE:
-                _sigmoid_post(<double*>_data(y), n)
-            else:
-                _sigmoid_post(<float*>_data(y), n)
+            _sigmoid_fwd(<double*>_data(y), x, _tanh_f64, _tanh_f64_data)
+            return y
+        if t == cnp.NPY_FLOAT and _tanh_f32 != NULL:
+            y = _empty_like(x)
+            _sigmoid_fwd(<float*>_data(y), x, _tanh_f32, _tanh_f32_data)
             return y
         return np.tanh(x * 0.5) * 0.5 + 0.5
 
