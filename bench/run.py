@@ -406,23 +406,25 @@ def table(rows, mem=True):
     fmt = " | ".join(f"%-{w}s" for w in widths)
     out = [fmt % tuple(hdr), "-+-".join("-" * w for w in widths)]
     out += [fmt % tuple(line) for line in lines]
-    memrows = [r for r in rows if "bytes_per_node" in r]
-    if mem and memrows:
-        out.append("")
-        out.append("deep graph memory (tracemalloc, graph alive, before "
-                   "backward):")
-        for r in memrows:
-            out.append(f"  {r['peer']:<9} n={r['n']:<8} "
-                       f"{r['bytes_per_node']:6.0f} bytes/node")
-    steprows = [r for r in rows if "step_peak_bytes" in r]
-    if mem and steprows:
-        out.append("")
-        out.append("one training step, peak memory (tracemalloc: data, parameters, "
-                   "graph, gradients):")
-        for r in steprows:
-            out.append(f"  {r['workload']:<12} {r['peer']:<9} "
-                       f"{r['step_peak_bytes'] / 2**20:7.1f} MiB")
+    if mem:
+        out += memory_section(
+            rows, "bytes_per_node",
+            "deep graph memory (tracemalloc, graph alive, before backward):",
+            lambda r: f"  {r['peer']:<9} n={r['n']:<8} {r['bytes_per_node']:6.0f} bytes/node")
+        out += memory_section(
+            rows, "step_peak_bytes",
+            "one training step, peak memory (tracemalloc: data, parameters, graph, "
+            "gradients):",
+            lambda r: f"  {r['workload']:<12} {r['peer']:<9} "
+                      f"{r['step_peak_bytes'] / 2**20:7.1f} MiB")
     return "\n".join(out)
+
+
+def memory_section(rows, key, title, line):
+    """A blank line, the title and one line per row that measured `key`;
+    nothing when no row did."""
+    picked = [r for r in rows if key in r]
+    return ["", title] + [line(r) for r in picked] if picked else []
 
 
 def plot(rows, path):
