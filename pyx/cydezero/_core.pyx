@@ -1814,36 +1814,6 @@ cdef inline int _small_matrices(object x, object W):
     return -1
 
 
-# np.tanh's own loops for float32 and float64 (its SIMD code, hence its
-# exact results), found once so that Sigmoid can run them on a buffer
-# without a ufunc call. The first loop of a signature in the ufunc's table is
-# the one NumPy's own type resolution picks.
-cdef cnp.PyUFuncGenericFunction _tanh_f64 = NULL
-cdef cnp.PyUFuncGenericFunction _tanh_f32 = NULL
-cdef void* _tanh_f64_data = NULL
-cdef void* _tanh_f32_data = NULL
-
-
-cdef void _find_tanh_loops():
-    global _tanh_f64, _tanh_f32, _tanh_f64_data, _tanh_f32_data
-    cdef cnp.ufunc u = np.tanh
-    cdef int i
-    if u.nin != 1 or u.nout != 1:
-        return
-    for i in range(u.ntypes):
-        if u.types[2 * i] != u.types[2 * i + 1]:
-            continue
-        if u.types[2 * i] == cnp.NPY_DOUBLE and _tanh_f64 == NULL:
-            _tanh_f64 = u.functions[i]
-            _tanh_f64_data = u.data[i]
-        elif u.types[2 * i] == cnp.NPY_FLOAT and _tanh_f32 == NULL:
-            _tanh_f32 = u.functions[i]
-            _tanh_f32_data = u.data[i]
-
-
-_find_tanh_loops()
-
-
 # The fast paths' arithmetic, written once for float and double: the type of
 # the first pointer picks the version, the other buffers are read as the same.
 
@@ -1873,18 +1843,17 @@ cdef void _linear_bw(_kernels.real* g, object x, object W,
                         <_kernels.real*>_data(gW))
 
 
-cdef void _sigmoid_fwd(_kernels.real* y, object x, cnp.PyUFuncGenericFunction tanh,
-                       void* tanh_data) noexcept:
-    # tanh(x * 0.5) * 0.5 + 0.5, the tanh by NumPy's own loop, in place
+cdef void _halve(_kernels.real* y, object x) noexcept:
+    """y = x * 0.5, elementwise over x's buffer."""
     cdef const _kernels.real* q = <_kernels.real*>_data(x)
-    cdef cnp.npy_intp i, n = cnp.PyArray_SIZE(<cnp.ndarray>x)
-    cdef cnp.npy_intp steps[2]
-    cdef char* args[2]
-    for i in range(n):
+    cdef cnp.npy_intp i
+    for i in range(cnp.PyArray_SIZE(<cnp.ndarray>x)):
         y[i] = q[i] * <_kernels.real>0.5
-    args[0] = args[1] = <char*>y
-    steps[0] = steps[1] = sizeof(_kernels.real)
-    tanh(args, &n, steps, tanh_data)
+
+
+cdef void _halve_add_half(_kernels.real* y, cnp.npy_intp n) noexcept:
+    """y = y * 0.5 + 0.5, in place."""
+    cdef cnp.npy_intp i
     for i in range(n):
         y[i] = y[i] * <_kernels.real>0.5 + <_kernels.real>0.5
 
@@ -1987,13 +1956,20 @@ cdef class Sigmoid(_Builtin):
     cdef object _fwd(self, tuple xs):
         x = xs[0]
         cdef int t = _fast_type(x)
-        if t == cnp.NPY_DOUBLE and _tanh_f64 != NULL:
+        if t >= 0:
+            # tanh(x * 0.5) * 0.5 + 0.5 in one buffer; the tanh is np.tanh's
+            # own (called through the ufunc: its inner loops are not public
+            # API, and NumPy 2.5 no longer declares them to Cython).
             y = _empty_like(x)
-            _sigmoid_fwd(<double*>_data(y), x, _tanh_f64, _tanh_f64_data)
-            return y
-        if t == cnp.NPY_FLOAT and _tanh_f32 != NULL:
-            y = _empty_like(x)
-            _sigmoid_fwd(<float*>_data(y), x, _tanh_f32, _tanh_f32_data)
+            if t == cnp.NPY_DOUBLE:
+                _halve(<double*>_data(y), x)
+            else:
+                _halve(<float*>_data(y), x)
+            np.tanh(y, out=y)
+            if t == cnp.NPY_DOUBLE:
+                _halve_add_half(<double*>_data(y), cnp.PyArray_SIZE(<cnp.ndarray>y))
+            else:
+                _halve_add_half(<float*>_data(y), cnp.PyArray_SIZE(<cnp.ndarray>y))
             return y
         return np.tanh(x * 0.5) * 0.5 + 0.5
 
