@@ -41,9 +41,10 @@ setup(
         language_level=3,
         compiler_directives={
             "embedsignature": True,
-            # The engine never indexes arrays with Python ints it has not checked.
-            "boundscheck": False,
-            "wraparound": False,
+            # Bounds checks stay on: they guard the indexing of tuples and
+            # lists that Python code can change under the engine (a hook, a
+            # Python backward). The C loops index raw pointers, which these
+            # directives do not touch.
             "initializedcheck": False,
             "cdivision": True,
         },

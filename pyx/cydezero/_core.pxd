@@ -12,6 +12,11 @@ cdef class Variable:
     # The gradient being accumulated for this variable during one backward
     # pass (an array, or a Variable under create_graph); None otherwise.
     cdef object _acc
+    # The pass that _acc belongs to (its epoch), so that a pass never adds
+    # into, or reads, what another pass still in progress accumulates (a
+    # hook that calls backward() again). Free in memory: the object stays
+    # in the 96-byte allocation class.
+    cdef size_t _pass
     # Memory per node matters (graphs of millions of nodes): the generation
     # and four one-byte flags share one word.
     cdef public int generation
@@ -35,6 +40,11 @@ cdef class Function:
     cdef object _in0
     cdef object _in1
     cdef tuple _more
+    # What the inputs getter last showed for raw constants: (the inputs it
+    # saw, the Variables it wrapped them in), so repeated reads give the same
+    # objects while the engine keeps computing with the raw constants. Free
+    # in memory: the object stays in the 112-byte allocation class.
+    cdef tuple _shown
     # Borrowed pointers to the outputs. An output clears its slot when it dies,
     # which is what makes them weak without a weakref object per node.
     cdef PyObject** _outs
@@ -51,6 +61,7 @@ cdef class Function:
     cdef tuple _bw(self, tuple gys, bint graph)
     cdef object _py_fwd(self, tuple xs)
     cdef tuple _py_bw(self, tuple gys, bint graph)
+    cdef int _arity(self)
     cdef object _inp(self, Py_ssize_t i)
     cdef void _set_inputs(self, tuple xs) except *
     cdef tuple _input_tuple(self)

@@ -19,12 +19,20 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock,
+                               PyThread_free_lock, PyThread_acquire_lock,
+                               PyThread_release_lock, PyLockStatus, PY_LOCK_INTR,
+                               NOWAIT_LOCK)
+from cpython.exc cimport PyErr_CheckSignals
+from libc.math cimport fabs
+from libc.float cimport DBL_MIN, DBL_MAX
 from libc.stdlib cimport malloc, realloc, free
 
 import linecache
 import os
 import sys
 import weakref
+from functools import partial
 
 import numpy as np
 cimport numpy as cnp
@@ -36,6 +44,37 @@ cnp.import_array()
 cdef extern from "Python.h":
     unsigned long Py_TPFLAGS_HEAPTYPE
     int _generic_setattr "PyObject_GenericSetAttr" (object o, object name, PyObject* v) except -1
+    Py_ssize_t _refcnt "Py_REFCNT" (PyObject* o)
+    unsigned long _thread_id "PyThread_get_thread_ident" ()
+    PyLockStatus _acquire_timed "PyThread_acquire_lock_timed" (
+        PyThread_type_lock lock, long long microseconds, int intr_flag) nogil
+
+# NumPy reports overflow, underflow, division by zero and invalid results by
+# the processor's sticky floating-point flags, read after each of its loops;
+# the fast paths do the same, and hand anything flagged back to NumPy, so
+# that np.errstate and NumPy's warnings apply to them unchanged.
+cdef extern from "<fenv.h>":
+    int feclearexcept(int excepts) nogil
+    int fetestexcept(int excepts) nogil
+    int FE_DIVBYZERO
+    int FE_OVERFLOW
+    int FE_UNDERFLOW
+    int FE_INVALID
+
+cdef int _FP_FLAGS = FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID
+
+
+cdef inline object _live(PyObject* p):
+    """The object behind a borrowed pointer, or None once it is dying.
+
+    Function keeps borrowed pointers to its outputs; a dying output clears
+    its slot in __dealloc__, but before that its weak references are
+    cleared (their callbacks run arbitrary code) and the trashcan may defer
+    it, both at reference count 0. Taking a new reference then would free
+    it twice."""
+    if p == NULL or _refcnt(p) <= 0:
+        return None
+    return <object>p
 
 # --------------------------------------------------------------------------
 # Configuration, one copy per thread
@@ -118,7 +157,9 @@ cdef inline object _as_arr(object y):
 
 # The fast path for scalar graphs: +, -, *, / on 0-d float64 arrays (or a
 # 0-d float64 array and a Python float) are done in C. IEEE arithmetic gives
-# the bit-identical result NumPy would; only the ufunc call is skipped.
+# the bit-identical result NumPy would; only the ufunc call is skipped. A
+# result that NumPy would flag (overflow, underflow, NaN, see _plain) is
+# computed again by NumPy, so its warnings and np.errstate still apply.
 cdef enum:
     OP_ADD, OP_SUB, OP_MUL, OP_DIV
 
@@ -136,8 +177,10 @@ cdef inline bint _scalar_f64(object x, double* v) except -1:
     cdef long long i
     cdef int overflow
     if type(x) is ndarray:
+        # Read as a C double only when it is one: native byte order, aligned.
         if (cnp.PyArray_NDIM(<cnp.ndarray>x) == 0
-                and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE):
+                and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE
+                and cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray>x)):
             v[0] = (<double*>cnp.PyArray_DATA(<cnp.ndarray>x))[0]
             return True
         return False
@@ -183,17 +226,31 @@ cdef inline bint _same_shape(object a, object b):
     return _shape_of(a) == _shape_of(b)
 
 
+cdef inline bint _plain(double r, bint exact_zero):
+    """Whether r, the result of one IEEE operation, raised none of the flags
+    NumPy checks: a normal finite number, or a zero the operation gives
+    exactly (exact_zero: an operand was zero, or the operation is + or -,
+    whose zero results are exact). Subnormal results, infinities and NaNs
+    go back to NumPy, which computes the same value and reports it."""
+    cdef double m = fabs(r)
+    if m >= DBL_MIN:
+        return m <= DBL_MAX
+    return r == 0.0 and exact_zero
+
+
 cdef inline object _arith(int op, object a, object b):
-    cdef double x, y
+    cdef double x, y, r
     if _scalar_f64(a, &x) and _scalar_f64(b, &y) and (type(a) is ndarray or type(b) is ndarray):
         if op == OP_ADD:
-            return _new_f64(x + y)
-        if op == OP_SUB:
-            return _new_f64(x - y)
-        if op == OP_MUL:
-            return _new_f64(x * y)
-        if y != 0.0:
-            return _new_f64(x / y)
+            r = x + y
+        elif op == OP_SUB:
+            r = x - y
+        elif op == OP_MUL:
+            r = x * y
+        else:
+            r = x / y
+        if _plain(r, op <= OP_SUB or x == 0.0 or (op == OP_MUL and y == 0.0)):
+            return _new_f64(r)
     if op == OP_ADD:
         return a + b
     if op == OP_SUB:
@@ -297,6 +354,7 @@ cdef inline Variable _new_const(object data):
 
 @cython.trashcan(True)
 @cython.no_gc_clear
+@cython.auto_pickle(False)      # see __reduce__
 cdef class Variable:
     """A node holding an array, its gradient and the function that made it.
 
@@ -403,6 +461,8 @@ cdef class Variable:
 
     @creator.setter
     def creator(self, Function func):
+        if func is self._creator:
+            return      # DeZero: setting the same creator again changes nothing
         if self._creator is not None:
             self._creator._unlink(<PyObject*>self)
             self._cut = func is None
@@ -420,6 +480,38 @@ cdef class Variable:
 
     def cleargrad(self):
         self.grad = None
+
+    # -- copy and pickle ---------------------------------------------------
+    # What DeZero's Variable carries in its __dict__, and no more: a copy
+    # must not share this variable's in-progress gradient buffer, its hooks
+    # (keyed by address) or its place among its creator's outputs.
+    def __reduce__(self):
+        d = getattr(self, '__dict__', None)
+        return (_new_of_type, (type(self),),
+                (self.data, self.name, self.grad, self._creator, self.generation,
+                 bool(self._const), bool(self._cut), d or None))
+
+    def __setstate__(self, state):
+        if type(state) is not tuple or len(state) != 8:
+            raise TypeError('Variable.__setstate__: expected the 8-tuple that '
+                            '__reduce__ makes, got {!r}'.format(type(state)))
+        data, name, grad, creator, generation, const, cut, d = state
+        if creator is not None and not isinstance(creator, Function):
+            raise TypeError('Variable.__setstate__: creator must be a Function or None, '
+                            'got {!r}'.format(type(creator)))
+        self.data = data
+        self.name = name
+        self.grad = grad
+        # A copy refers to the same creator but is not one of its outputs;
+        # a live output given another state leaves its old creator's slot.
+        if self._creator is not None and self._creator is not creator:
+            self._creator._unlink(<PyObject*>self)
+        self._creator = creator
+        self.generation = generation
+        self._const = bool(const)
+        self._cut = bool(cut)
+        if d:
+            self.__dict__.update(d)
 
     def unchain_backward(self):
         """Cut every link behind this variable (iteratively: graphs are deep)."""
@@ -532,6 +624,13 @@ cdef class Variable:
 cdef class Parameter(Variable):
     """A Variable that a Layer registers as one of its parameters."""
     pass
+
+
+def _new_of_type(cls):
+    """An empty instance of a Variable class, for unpickling and copy."""
+    if not (isinstance(cls, type) and issubclass(cls, Variable)):
+        raise TypeError('expected a Variable class, got {!r}'.format(cls))
+    return cls.__new__(cls)
 
 
 # ``data`` and ``grad`` are read in every user loop (optimizers, training
@@ -669,8 +768,28 @@ cdef object _run_hooks(Variable x, object acc, bint graph):
 # Anomaly detection
 # --------------------------------------------------------------------------
 # With detect_anomaly on, each recorded Function remembers where the forward
-# pass created it, and backward checks every gradient it produces.
-_anomaly_sites = weakref.WeakKeyDictionary()
+# pass created it, and backward checks every gradient it produces. Sites are
+# kept by identity ({id: (weak reference, site)}), never by a Function's own
+# __hash__ or __eq__, which a subclass may define (or make unhashable).
+cdef dict _anomaly_sites = {}
+
+
+def _forget_site(Py_ssize_t key, ref):
+    entry = _anomaly_sites.get(key)
+    if entry is not None and entry[0] is ref:
+        del _anomaly_sites[key]
+
+
+cdef void _record_site(Function f) except *:
+    key = id(f)
+    _anomaly_sites[key] = (weakref.ref(f, partial(_forget_site, key)), _creation_site())
+
+
+cdef object _site_of(Function f):
+    entry = _anomaly_sites.get(id(f))
+    if entry is not None and entry[0]() is f:
+        return entry[1]
+    return None
 cdef str _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -701,7 +820,7 @@ cdef void _check_anomaly(Function f, tuple gys, tuple gxs) except *:
         g = (<Variable>gx).data if isinstance(gx, Variable) else gx
         what = 'NaN' if np.isnan(g).any() else 'inf'
         upstream = [gy for gy in gys if gy is not None and not _finite(gy)]
-        site = _anomaly_sites.get(f)
+        site = _site_of(f)
         raise FloatingPointError(
             '{name}.backward produced {what} in the gradient of its input {i} (shape {shape}){up}. '
             'This {name} was created at {site}'.format(
@@ -719,6 +838,26 @@ cdef class _Gone:
 _gone = _Gone()
 _DEAD_REF = weakref.ref(_gone)
 del _gone
+
+# Outputs linked by assigning Function.outputs whose creator is another
+# Function (or none): {address of the Function: [weak references]}. Their
+# death clears the slot through the callback below. The entry goes when the
+# Function drops its outputs (_free_outs), so a live entry means a live
+# Function, and the weak references die with it, never calling back late.
+cdef dict _foreign_outs = {}
+
+
+def _foreign_output_died(Py_ssize_t key, Py_ssize_t i, Py_ssize_t out, ref):
+    cdef PyObject* f
+    watch = _foreign_outs.get(key)
+    if watch is None or not any([r is ref for r in watch]):
+        return
+    # Borrowed: the Function may itself be in its last moments (at reference
+    # count 0, its own weak references' callbacks running); no reference is
+    # taken, only the slot is cleared.
+    f = <PyObject*>key
+    if i < (<Function>f)._nout and (<Function>f)._outs[i] == <PyObject*>out:
+        (<Function>f)._outs[i] = NULL
 
 
 @cython.trashcan(True)
@@ -748,18 +887,19 @@ cdef class Function:
 
     @property
     def inputs(self):
-        """The input Variables (constants are wrapped on first access)."""
+        """The input Variables. A constant input is shown wrapped in a
+        Variable (the same one on every read); the computation keeps using
+        the constant itself, so reading this never changes a result."""
         if self._nin < 0:
             return None
-        cdef list xs = list(self._input_tuple())
-        cdef bint wrapped = False
-        for i, x in enumerate(xs):
-            if not isinstance(x, Variable):
-                xs[i] = _new_const(as_array(x))
-                wrapped = True
-        if wrapped:
-            self._set_inputs(tuple(xs))
-        return xs
+        cdef tuple raw = self._input_tuple()
+        if all([isinstance(x, Variable) for x in raw]):
+            return list(raw)
+        if (self._shown is None or len(self._shown[0]) != len(raw)
+                or not all([a is b for a, b in zip(self._shown[0], raw)])):
+            self._shown = (raw, tuple([x if isinstance(x, Variable)
+                                       else _new_const(as_array(x)) for x in raw]))
+        return list(self._shown[1])
 
     @inputs.setter
     def inputs(self, xs):
@@ -772,14 +912,18 @@ cdef class Function:
     @property
     def outputs(self):
         """Weak references to the outputs: ``f.outputs[0]()`` is the first."""
+        cdef Py_ssize_t i
         if self._nout == 0:
             return None
-        return [weakref.ref(<object>self._outs[i]) if self._outs[i] != NULL
-                else _DEAD_REF for i in range(self._nout)]
+        # Live objects first: weakref.ref() runs no Python code, but the
+        # list is made from strong references all the same.
+        ys = [_live(self._outs[i]) for i in range(self._nout)]
+        return [_DEAD_REF if y is None else weakref.ref(y) for y in ys]
 
     @outputs.setter
     def outputs(self, outs):
         cdef list vs = []
+        cdef Py_ssize_t i, key = <Py_ssize_t><void*>self
         for o in outs:
             if isinstance(o, weakref.ref):
                 o = o()
@@ -787,16 +931,29 @@ cdef class Function:
                 raise TypeError('Function.outputs takes Variables or weak '
                                 'references to them, got {!r}'.format(type(o)))
             vs.append(o)
+        # Only an output's creator is told when it dies (Variable.__dealloc__
+        # clears its slot); any other output is watched by a weak reference.
+        watch = [weakref.ref(o, partial(_foreign_output_died, key, i, id(o)))
+                 for i, o in enumerate(vs) if (<Variable>o)._creator is not self]
         self._link(vs)
+        if watch:
+            _foreign_outs[key] = watch
 
     # -- what the engine calls --------------------------------------------
+    cdef int _arity(self):
+        """How many inputs a built-in's forward reads; -1: any number."""
+        return -1
+
     cdef object _inp(self, Py_ssize_t i):
-        """Input i as recorded (a Variable or a raw constant)."""
+        """Input i as recorded (a Variable or a raw constant); None past the
+        end (Python code may have replaced the inputs since i was counted)."""
         if i == 0:
             return self._in0
         if i == 1:
             return self._in1
-        return self._more[i - 2]
+        if self._more is not None and 2 <= i < 2 + len(self._more):
+            return self._more[i - 2]
+        return None
 
     cdef void _set_inputs(self, tuple xs) except *:
         cdef Py_ssize_t n = len(xs)
@@ -807,15 +964,18 @@ cdef class Function:
         self._in1 = xs[1] if n > 1 else None
         self._more = xs[2:] if n > 2 else None
         self._nin = <short>n
+        if self._shown is not None:
+            self._shown = None
 
     cdef tuple _input_tuple(self):
+        cdef Py_ssize_t i
         if self._nin <= 0:
             return ()
         if self._nin == 1:
             return (self._in0,)
         if self._nin == 2:
             return (self._in0, self._in1)
-        return (self._in0, self._in1) + self._more
+        return tuple([self._inp(i) for i in range(self._nin)])
 
     cdef object _fwd(self, tuple xs):
         return self._py_fwd(xs)
@@ -829,13 +989,15 @@ cdef class Function:
     cdef tuple _py_bw(self, tuple gys, bint graph):
         # A Python backward sees Variables, whatever mode the engine is in,
         # and may return Variables, arrays or None; normalise and check.
-        cdef Py_ssize_t i, n = self._nin, m
+        cdef Py_ssize_t i, n, m
         cdef str name = type(self).__name__
         if not graph:
             gys = tuple([None if g is None else _new_var(g) for g in gys])
         res = self.backward(*gys)
         if type(res) is not tuple:
             res = tuple(res) if isinstance(res, list) else (res,)
+        # Counted after backward ran: it may have replaced self.inputs.
+        n = self._nin if self._nin > 0 else 0
         m = len(res)
         if m > n:
             raise ValueError('{}.backward returned {} gradients for {} inputs'
@@ -887,10 +1049,10 @@ cdef class Function:
 
     cdef object _y(self, bint graph):
         """The first output, as a Variable or its data."""
-        if self._outs[0] == NULL:
+        y = _live(self._outs[0]) if self._nout > 0 else None
+        if y is None:
             raise RuntimeError('{}: its output was freed before backward'
                                .format(type(self).__name__))
-        y = <object>self._outs[0]
         return y if graph else (<Variable>y).data
 
     cdef void _link(self, list outs) except *:
@@ -916,10 +1078,14 @@ cdef class Function:
         self._nout = 1
 
     cdef void _free_outs(self):
-        """Back to the inline slot for the outputs' pointers."""
+        """Back to the inline slot for the outputs' pointers, and no
+        outputs; their watchers (see the outputs setter) go too."""
+        self._nout = 0
         if self._outs != &self._out1:
             free(self._outs)
             self._outs = &self._out1
+        if _foreign_outs:
+            _foreign_outs.pop(<Py_ssize_t><void*>self, None)
 
     cdef void _unlink(self, PyObject* v):
         cdef Py_ssize_t i
@@ -955,6 +1121,9 @@ cdef object _check_const(object x, Function f):
     raise TypeError('{}: {} is not supported'.format(type(f).__name__, type(x)))
 
 
+cdef Py_ssize_t _MAX_GENERATION = 2147483647    # INT_MAX
+
+
 cdef object _apply(Function f, tuple inputs):
     """Run f's forward on the inputs' data and, when backprop is enabled,
     record f as the creator of its outputs."""
@@ -966,6 +1135,8 @@ cdef object _apply(Function f, tuple inputs):
     # Outputs need no gradient when every Variable input needs none. Calls on
     # raw constants alone keep DeZero's behaviour (their outputs need one).
     cdef bint any_var = False, all_const = True
+    if native:
+        _check_arity(f, n)
     for i in range(n):
         x = inputs[i]
         if isinstance(x, Variable):
@@ -990,6 +1161,10 @@ cdef object _apply(Function f, tuple inputs):
         PyTuple_SET_ITEM(xs, i, d)
     if ins is not None:
         inputs = tuple(ins)
+    if gen >= _MAX_GENERATION and not cdz_backprop_off:
+        raise OverflowError(
+            '{}: an input has generation {}, the largest there is; its outputs\' '
+            'would not fit (generations are C ints)'.format(type(f).__name__, gen))
 
     if native:
         try:
@@ -1020,7 +1195,7 @@ cdef object _apply(Function f, tuple inputs):
             v.generation = <int>(gen + 1)
             v._const = no_grad_needed
         if cdz_anomaly:
-            _anomaly_sites[f] = _creation_site()
+            _record_site(f)
     if outs is None:
         return out
     return outs[0] if len(outs) == 1 else outs
@@ -1041,9 +1216,9 @@ cdef object _forward_error(Function f, tuple inputs, BaseException e):
 cdef str _describe(object x):
     if isinstance(x, Variable):
         d = (<Variable>x).data
-        if d is None:
-            return 'a Variable with data None'
-        return 'a Variable of shape {} {}'.format(d.shape, d.dtype)
+        if _is_array(d):
+            return 'a Variable of shape {} {}'.format(d.shape, d.dtype)
+        return 'a Variable holding {!r}'.format(type(d))
     if _is_array(x):
         return 'an array of shape {} {}'.format(x.shape, x.dtype)
     return repr(x)
@@ -1155,39 +1330,155 @@ cdef class _FuncHeap:
         return f
 
 
+# Each backward pass has an epoch, a number no other pass has: functions it
+# scheduled carry it in _mark (the seen set), variables whose gradient it
+# accumulates carry it in _pass.
 cdef size_t _epoch = 0
+
+# Passes run one at a time: two threads accumulating into one graph's
+# variables would add into each other's buffers. A thread may nest passes
+# (a hook calling backward() on another graph); a nested pass that reaches
+# a node an outer pass is still working on raises instead of corrupting it.
+cdef PyThread_type_lock _pass_lock = PyThread_allocate_lock()
+cdef unsigned long _pass_owner = 0      # the thread holding _pass_lock
+cdef list _active = []                  # epochs of the passes in progress, outermost first
+cdef size_t _active_floor = 0           # _active[0], or 0
+
+
+cdef void _enter_pass() except *:
+    """Take the pass lock for this thread (again, when it holds it)."""
+    global _pass_owner
+    cdef unsigned long me = _thread_id()
+    cdef PyLockStatus r
+    if _active and _pass_owner == me:
+        return
+    if not PyThread_acquire_lock(_pass_lock, NOWAIT_LOCK):
+        while True:
+            with nogil:
+                r = _acquire_timed(_pass_lock, -1, 1)
+            if r != PY_LOCK_INTR:
+                break
+            PyErr_CheckSignals()    # raises KeyboardInterrupt (nothing held)
+    _pass_owner = me
+
+
+cdef size_t _begin_pass() except 0:
+    global _epoch, _active_floor
+    _enter_pass()
+    try:
+        _epoch += 1
+        _active.append(_epoch)
+    except BaseException:
+        if not _active:
+            _release_pass()
+        raise
+    _active_floor = _active[0]
+    return _epoch
+
+
+cdef void _end_pass(size_t epoch) noexcept:
+    global _active_floor
+    if _active and _active[len(_active) - 1] == epoch:
+        _active.pop()
+    _active_floor = _active[0] if _active else 0
+    if not _active:
+        _release_pass()
+
+
+cdef void _release_pass() noexcept:
+    global _pass_owner
+    _pass_owner = 0
+    PyThread_release_lock(_pass_lock)
+
+
+def _after_fork_in_child():
+    # A thread that held the lock does not exist in the child.
+    global _pass_lock, _pass_owner, _active_floor
+    if _active and _pass_owner == _thread_id():
+        return      # forked from inside a pass of this very thread
+    _pass_lock = PyThread_allocate_lock()
+    _pass_owner = 0
+    del _active[:]
+    _active_floor = 0
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef object _conflict(object what):
+    return RuntimeError(
+        'backward: {} is part of a backward pass still in progress (a gradient hook or '
+        'a Python backward called backward() or grad() on a graph that the outer pass '
+        'is differentiating); differentiate it after that pass, or from a copy'
+        .format(what))
+
+
+cdef inline void _schedule(_FuncHeap heap, Function c, size_t epoch) except *:
+    """Push c unless this pass already did; a c that an outer pass still in
+    progress scheduled is that pass's, and is not taken over."""
+    if c._mark == epoch:
+        return
+    if c._mark >= _active_floor and c._mark != 0 and c._mark in _active:
+        raise _conflict('a {} whose output gradients'.format(type(c).__name__))
+    c._mark = epoch
+    heap.push(c)
+
+
+cdef inline object _own_acc(Variable x, size_t epoch):
+    """x's gradient accumulated so far by this pass (None if none); an
+    outer pass's is not this pass's to read."""
+    if x._acc is None:
+        return None
+    if x._pass != epoch:
+        raise _conflict('a variable of shape {}'.format(_shape_of(x)))
+    return x._acc
 
 
 cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
-                             bint from_prior) except *:
+                             bint from_prior, size_t epoch) except *:
     """Add gx into x's gradient for this pass (starting from x.grad when
     from_prior). A gradient another variable may hold is never modified:
     in place only into buffers the engine allocated."""
-    cdef double a, b
-    if x._acc is None:
+    cdef double a, b, r
+    acc = _own_acc(x, epoch)
+    if acc is None:
+        prior = _prior_grad(x, graph) if from_prior else None
         touched.append(x)
-        prior = x.grad if from_prior else None
+        x._pass = epoch
         if prior is None:
             x._acc = gx
             x._acc_owned = False
         elif graph:
             x._acc = prior + gx
         else:
-            x._acc = _as_arr(_arith(OP_ADD, (<Variable>prior).data, gx))
+            x._acc = _as_arr(_arith(OP_ADD, prior, gx))
             x._acc_owned = True
     elif graph:
-        x._acc = x._acc + gx
-    elif x._acc_owned and type(x._acc) is ndarray and type(gx) is ndarray:
-        if _scalar_f64(x._acc, &a) and _scalar_f64(gx, &b):
-            (<double*>cnp.PyArray_DATA(<cnp.ndarray>x._acc))[0] = a + b
-        elif (_same_shape(x._acc, gx)
-                and (<cnp.ndarray>x._acc).dtype == (<cnp.ndarray>gx).dtype):
-            x._acc += gx
+        x._acc = acc + gx
+    elif x._acc_owned and type(acc) is ndarray and type(gx) is ndarray:
+        if _scalar_f64(acc, &a) and _scalar_f64(gx, &b) and _plain(a + b, True):
+            (<double*>cnp.PyArray_DATA(<cnp.ndarray>acc))[0] = a + b
+        elif _same_shape(acc, gx) and (<cnp.ndarray>acc).dtype == (<cnp.ndarray>gx).dtype:
+            acc += gx
         else:
-            x._acc = _as_arr(_arith(OP_ADD, x._acc, gx))
+            x._acc = _as_arr(_arith(OP_ADD, acc, gx))
     else:
-        x._acc = _as_arr(_arith(OP_ADD, x._acc, gx))
+        x._acc = _as_arr(_arith(OP_ADD, acc, gx))
         x._acc_owned = True
+
+
+cdef object _prior_grad(Variable x, bint graph):
+    """x.grad as the start of this pass's sum: a Variable under create_graph,
+    else its array. DeZero lets user code store an array there too."""
+    g = x.grad
+    if g is None or graph:
+        return g
+    d = _grad_data(g)
+    if d is None:
+        raise TypeError('backward: the .grad of a variable of shape {} is a {!r}; expected '
+                        'a Variable, an array or None'.format(_shape_of(x), type(g)))
+    return d
 
 
 cdef object _commit_grad(object acc, bint graph):
@@ -1219,63 +1510,86 @@ cdef object _seed(Variable root, object given, bint graph):
     return _new_var(g) if graph else g
 
 
+cdef tuple _live_outputs(Function f):
+    """Strong references to f's outputs (None for a dead one), taken before
+    any Python code runs for f: a hook or a Python backward may drop the
+    last other reference to an output, or relink f's outputs."""
+    cdef Py_ssize_t i, n = f._nout
+    cdef tuple ys = PyTuple_New(n)
+    for i in range(n):
+        y = _live(f._outs[i])
+        Py_INCREF(y)
+        PyTuple_SET_ITEM(ys, i, y)
+    return ys
+
+
 cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted):
     """The backward pass from roots. With wanted None it is
     ``Variable.backward``: gradients add into ``.grad``. Otherwise no
     ``.grad`` is read or written and the gradients of ``wanted`` are
     returned (the functional ``grad``)."""
-    global _epoch, cdz_backprop_off
-    cdef Function f, c
-    cdef Variable x
+    global cdz_backprop_off
+    cdef Function f
+    cdef Variable x, y
     cdef Py_ssize_t i, n
-    cdef PyObject* p
     cdef list touched = []
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
-    cdef tuple gys, gxs
+    cdef tuple ys, gys, gxs
     cdef int saved = cdz_backprop_off
     cdef bint functional = wanted is not None
     cdef set keep = {id(v) for v in wanted} if functional else None
     cdef Variable cut = None
+    cdef size_t epoch
 
     # Seeds are made before anything is touched, so bad ones change nothing.
     n = len(roots)
     seeds = [_seed(<Variable>roots[i], seeds[i], graph) for i in range(n)]
-    _epoch += 1
-    cdef size_t epoch = _epoch
+    epoch = _begin_pass()
     cdz_backprop_off = not graph
     try:
         for i in range(n):
             x = <Variable>roots[i]
-            _accumulate(x, seeds[i], graph, touched, False)
+            _accumulate(x, seeds[i], graph, touched, False, epoch)
             if x._creator is None:
                 if x._cut:
                     cut = x
-            elif x._creator._mark != epoch:
-                x._creator._mark = epoch
-                heap.push(x._creator)
+            else:
+                _schedule(heap, x._creator, epoch)
 
         while heap.n:
             f = heap.pop()
-            n = f._nout
+            ys = _live_outputs(f)
+            n = len(ys)
+            # An output's gradient is complete once its creator is up.
             for i in range(n):
-                # An output's gradient is complete once its creator is up.
-                p = f._outs[i]
-                if p != NULL and (<Variable>p)._hooked and (<Variable>p)._acc is not None:
-                    (<Variable>p)._acc = _run_hooks(<Variable>p, (<Variable>p)._acc, graph)
+                if ys[i] is not None and (<Variable>ys[i])._hooked:
+                    y = <Variable>ys[i]
+                    acc = _own_acc(y, epoch)
+                    if acc is not None:
+                        y._acc = _run_hooks(y, acc, graph)
             gys = PyTuple_New(n)
             for i in range(n):
-                gy = None if f._outs[i] == NULL else (<Variable>f._outs[i])._acc
+                gy = None
+                if ys[i] is not None:
+                    gy = _own_acc(<Variable>ys[i], epoch)
+                    # Handed on: a backward may pass gy through as an
+                    # input's gradient, so it is not added into in place.
+                    (<Variable>ys[i])._acc_owned = False
                 Py_INCREF(gy)
                 PyTuple_SET_ITEM(gys, i, gy)
             gxs = f._bw(gys, graph) if _is_native(f) else f._py_bw(gys, graph)
+            if gxs is None:
+                raise TypeError('{}.backward returned no gradients'.format(type(f).__name__))
             if cdz_anomaly:
                 _check_anomaly(f, gys, gxs)
-            for i in range(f._nin):
+            # f._nin is read on every step: accumulating runs Python code
+            # (array subclasses, Variable arithmetic under create_graph).
+            i = 0
+            while i < f._nin and i < len(gxs):
                 gx = gxs[i]
-                if gx is None:
-                    continue
                 x_obj = f._inp(i)
-                if not isinstance(x_obj, Variable):
+                i += 1
+                if gx is None or not isinstance(x_obj, Variable):
                     continue
                 x = <Variable>x_obj
                 if x._const:
@@ -1284,51 +1598,65 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     gx = _as_arr(gx)
                 # A hooked leaf's hooks see this pass's gradient alone; the
                 # earlier .grad is added after them, at commit.
-                _accumulate(x, gx, graph, touched, not functional and not x._hooked)
-                c = x._creator
-                if c is not None:
-                    if c._mark != epoch:
-                        c._mark = epoch
-                        heap.push(c)
+                _accumulate(x, gx, graph, touched, not functional and not x._hooked, epoch)
+                if x._creator is not None:
+                    _schedule(heap, x._creator, epoch)
                 elif x._cut:
                     cut = x
             if not retain:
                 # Outputs' gradients are consumed: free them now, not at the end.
                 for i in range(n):
-                    p = f._outs[i]
-                    if p != NULL and (keep is None or id(<object>p) not in keep):
-                        (<Variable>p)._acc = None
+                    if ys[i] is not None and (keep is None or id(ys[i]) not in keep):
+                        y = <Variable>ys[i]
+                        if y._pass == epoch:
+                            y._acc = None
 
         # Leaves' hooks run last, and before anything is committed.
         for x_obj in (wanted if functional else touched):
             x = <Variable>x_obj
-            if x._hooked and x._creator is None and x._acc is not None:
+            if x._hooked and x._creator is None and x._acc is not None and x._pass == epoch:
                 x._acc = _run_hooks(x, x._acc, graph)
         if functional:
-            return [_wanted_grad(<Variable>v, i, cut, graph) for i, v in enumerate(wanted)]
+            return [_wanted_grad(<Variable>v, i, cut, graph, epoch) for i, v in enumerate(wanted)]
         for x_obj in touched:
             x = <Variable>x_obj
-            if (x._hooked and x._creator is None and x.grad is not None
+            if (x._hooked and x._creator is None and x.grad is not None and x._acc is not None
                     and not any([x_obj is r for r in roots])):
-                x._acc = (x.grad + x._acc if graph
-                          else _as_arr(_arith(OP_ADD, (<Variable>x.grad).data, x._acc)))
-        # Commit only after every function ran, so a failure changes nothing.
-        for x_obj in touched:
-            x = <Variable>x_obj
-            if x._creator is None or retain:
-                if x._acc is not None:
-                    x.grad = _commit_grad(x._acc, graph)
-            else:
-                x.grad = None
+                prior = _prior_grad(x, graph)
+                x._acc = prior + x._acc if graph else _as_arr(_arith(OP_ADD, prior, x._acc))
+        _commit(touched, retain, graph)
         return None
     finally:
         cdz_backprop_off = saved
         for x_obj in touched:
-            (<Variable>x_obj)._acc = None
+            x = <Variable>x_obj
+            if x._pass == epoch:
+                x._acc = None
+        _end_pass(epoch)
 
 
-cdef object _wanted_grad(Variable v, Py_ssize_t i, Variable cut, bint graph):
-    if v._acc is not None:
+cdef void _commit(list touched, bint retain, bint graph) except *:
+    """Store the pass's gradients in .grad, all or none: every new value is
+    made first (which may fail), then all are stored (which cannot), and
+    the old values are released last, after every .grad is in place (their
+    release may run Python code)."""
+    cdef Py_ssize_t i, n = len(touched)
+    cdef Variable x
+    cdef list new = [None] * n
+    cdef list old = [None] * n
+    for i in range(n):
+        x = <Variable>touched[i]
+        if x._creator is None or retain:
+            new[i] = x.grad if x._acc is None else _commit_grad(x._acc, graph)
+    for i in range(n):
+        x = <Variable>touched[i]
+        old[i] = x.grad
+        x.grad = new[i]
+    del old
+
+
+cdef object _wanted_grad(Variable v, Py_ssize_t i, Variable cut, bint graph, size_t epoch):
+    if v._acc is not None and v._pass == epoch:
         return _commit_grad(v._acc, graph)
     if cut is not None:
         raise ValueError(
@@ -1408,8 +1736,19 @@ cdef object _matmul_g(object a, object b, bint graph):
 # backward methods are the same code, so DeZero-style calls like
 # ``Mul().backward(gy)`` and Python subclasses keep working.
 
+cdef void _check_arity(Function f, Py_ssize_t n) except *:
+    cdef int k = f._arity()
+    if k >= 0 and n != k:
+        raise TypeError('{} takes {} input{}, got {}'.format(
+            type(f).__name__, k, '' if k == 1 else 's', n))
+
+
 cdef class _Builtin(Function):
+    cdef int _arity(self):
+        return 1
+
     def forward(self, *xs):
+        _check_arity(self, len(xs))
         return self._fwd(xs)
 
     def backward(self, *gys):
@@ -1422,6 +1761,9 @@ cdef object _unpack(tuple gxs):
 
 cdef class Add(_Builtin):
     """y = x0 + x1;  gx0 = gy, gx1 = gy (summed back over broadcast axes)."""
+    cdef int _arity(self):
+        return 2
+
     cdef object _fwd(self, tuple xs):
         return _arith(OP_ADD, xs[0], xs[1])
 
@@ -1434,6 +1776,9 @@ cdef class Add(_Builtin):
 
 cdef class Sub(_Builtin):
     """y = x0 - x1;  gx0 = gy, gx1 = -gy."""
+    cdef int _arity(self):
+        return 2
+
     cdef object _fwd(self, tuple xs):
         return _arith(OP_SUB, xs[0], xs[1])
 
@@ -1446,6 +1791,9 @@ cdef class Sub(_Builtin):
 
 cdef class Mul(_Builtin):
     """y = x0 * x1;  gx0 = gy * x1, gx1 = gy * x0."""
+    cdef int _arity(self):
+        return 2
+
     cdef object _fwd(self, tuple xs):
         return _arith(OP_MUL, xs[0], xs[1])
 
@@ -1460,6 +1808,9 @@ cdef class Mul(_Builtin):
 
 cdef class Div(_Builtin):
     """y = x0 / x1;  gx0 = gy / x1, gx1 = gy * (-x0 / x1**2)."""
+    cdef int _arity(self):
+        return 2
+
     cdef object _fwd(self, tuple xs):
         return _arith(OP_DIV, xs[0], xs[1])
 
@@ -1497,18 +1848,21 @@ cdef class Pow(_Builtin):
     cdef object _fwd(self, tuple xs):
         cdef double v
         x = xs[0]
-        if _is_two(self.c) and type(x) is ndarray and _scalar_f64(x, &v):
+        if (_is_two(self.c) and type(x) is ndarray and _scalar_f64(x, &v)
+                and _plain(v * v, v == 0.0)):
             return _new_f64(v * v)     # what NumPy's x ** 2 computes
         return x ** self.c
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        cdef double v, g
+        cdef double v, g, r
         c = self.c
         x = self._x(0, graph)
         gy = gys[0]
         if (not graph and _is_two(c) and type(x) is ndarray and type(gy) is ndarray
                 and _scalar_f64(x, &v) and _scalar_f64(gy, &g)):
-            return (_new_f64((2.0 * v) * g),)
+            r = (2.0 * v) * g
+            if _plain(r, v == 0.0 or g == 0.0):
+                return (_new_f64(r),)
         return (c * x ** (c - 1) * gy,)
 
 
@@ -1644,6 +1998,9 @@ cdef class BroadcastTo(_Builtin):
 
 cdef class MatMul(_Builtin):
     """y = x @ W;  gx = gy @ W.T, gW = x.T @ gy."""
+    cdef int _arity(self):
+        return 2
+
     cdef object _fwd(self, tuple xs):
         return xs[0].dot(xs[1])
 
@@ -1733,7 +2090,6 @@ cdef extern from *:
     }
     """
     bint _has_weakrefs "cdz_has_weakrefs" (PyObject* o)
-    Py_ssize_t _refcnt "Py_REFCNT" (PyObject* o)
 
 
 cdef inline bint _reusable(PyObject* p, int t, int nd, cnp.npy_intp* dims):
@@ -1895,18 +2251,25 @@ cdef void _mse_bw(_kernels.real* a, object x1, object gy, object gx0, object gx1
 cdef class Linear(_Builtin):
     """y = x @ W + b;  gx = gy @ W.T, gW = x.T @ gy, gb = sum_to(gy, b.shape).
     b may be None (no bias)."""
+    cdef int _arity(self):
+        return -1   # x, W and, optionally, b
+
     cdef object _fwd(self, tuple xs):
+        if not 2 <= len(xs) <= 3:
+            raise TypeError('Linear: takes 2 or 3 inputs (x, W, b), got {}'.format(len(xs)))
         x, W = xs[0], xs[1]
         b = xs[2] if len(xs) > 2 else None
         cdef int t = _small_matrices(x, W)
         if t >= 0 and (b is None or (
                 _fast_type(b) == t and _ndim(b) == 1 and _dim(b, 0) == _dim(W, 1))):
             y = _empty2(t, _dim(x, 0), _dim(W, 1))
+            feclearexcept(_FP_FLAGS)
             if t == cnp.NPY_DOUBLE:
                 _linear_fwd(<double*>_data(y), x, W, b)
             else:
                 _linear_fwd(<float*>_data(y), x, W, b)
-            return y
+            if not fetestexcept(_FP_FLAGS):
+                return y
         y = x.dot(W)
         if b is not None:
             y += b
@@ -1943,10 +2306,13 @@ cdef class Linear(_Builtin):
             gx = _empty2(t, _dim(x, 0), _dim(x, 1))
         if self._needs(1):
             gW = _empty2(t, _dim(x, 1), N)
+        feclearexcept(_FP_FLAGS)
         if t == cnp.NPY_DOUBLE:
             _linear_bw(<double*>_data(gy), x, W, gx, gW, gb)
         else:
             _linear_bw(<float*>_data(gy), x, W, gx, gW, gb)
+        if fetestexcept(_FP_FLAGS):
+            return None
         return (gx, gW) if self._nin == 2 else (gx, gW, gb)
 
 
@@ -1961,16 +2327,20 @@ cdef class Sigmoid(_Builtin):
             # own (called through the ufunc: its inner loops are not public
             # API, and NumPy 2.5 no longer declares them to Cython).
             y = _empty_like(x)
+            feclearexcept(_FP_FLAGS)
             if t == cnp.NPY_DOUBLE:
                 _halve(<double*>_data(y), x)
             else:
                 _halve(<float*>_data(y), x)
-            np.tanh(y, out=y)
-            if t == cnp.NPY_DOUBLE:
-                _halve_add_half(<double*>_data(y), cnp.PyArray_SIZE(<cnp.ndarray>y))
-            else:
-                _halve_add_half(<float*>_data(y), cnp.PyArray_SIZE(<cnp.ndarray>y))
-            return y
+            if not fetestexcept(_FP_FLAGS):
+                np.tanh(y, out=y)
+                feclearexcept(_FP_FLAGS)
+                if t == cnp.NPY_DOUBLE:
+                    _halve_add_half(<double*>_data(y), cnp.PyArray_SIZE(<cnp.ndarray>y))
+                else:
+                    _halve_add_half(<float*>_data(y), cnp.PyArray_SIZE(<cnp.ndarray>y))
+                if not fetestexcept(_FP_FLAGS):
+                    return y
         return np.tanh(x * 0.5) * 0.5 + 0.5
 
     cdef tuple _bw(self, tuple gys, bint graph):
@@ -1981,11 +2351,13 @@ cdef class Sigmoid(_Builtin):
             t = _fast_type2(gy, y)
             if t >= 0 and _same_shape(gy, y):
                 gx = _empty_like(y)
+                feclearexcept(_FP_FLAGS)
                 if t == cnp.NPY_DOUBLE:
                     _sigmoid_bw(<double*>_data(gx), gy, y)
                 else:
                     _sigmoid_bw(<float*>_data(gx), gy, y)
-                return (gx,)
+                if not fetestexcept(_FP_FLAGS):
+                    return (gx,)
         return (gy * y * (1 - y),)
 
 
@@ -2011,15 +2383,22 @@ cdef class MeanSquaredError(_Builtin):
     """y = sum((x0 - x1) ** 2) / N with N = len(x0 - x1);
     gx0 = gy * 2 (x0 - x1) / N, gx1 = -gx0 (each summed back to its input's
     shape when the two were broadcast)."""
+    cdef int _arity(self):
+        return 2
+
     cdef object _fwd(self, tuple xs):
         x0, x1 = xs[0], xs[1]
         cdef int t = _same_fast_type(x0, x1)
         cdef cnp.npy_intp n
         if t >= 0:
             n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
+            feclearexcept(_FP_FLAGS)
             if t == cnp.NPY_DOUBLE:
-                return _scalar_array(t, _mse_fwd(<double*>_data(x0), x1, n, _dim(x0, 0)))
-            return _scalar_array(t, _mse_fwd(<float*>_data(x0), x1, n, _dim(x0, 0)))
+                y = _scalar_array(t, _mse_fwd(<double*>_data(x0), x1, n, _dim(x0, 0)))
+            else:
+                y = _scalar_array(t, _mse_fwd(<float*>_data(x0), x1, n, _dim(x0, 0)))
+            if not fetestexcept(_FP_FLAGS):
+                return y
         diff = x0 - x1
         return (diff ** 2).sum() / len(diff)
 
@@ -2035,11 +2414,13 @@ cdef class MeanSquaredError(_Builtin):
                 n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
                 gx0 = _empty_like(x0) if self._needs(0) else None
                 gx1 = _empty_like(x0) if self._needs(1) else None
+                feclearexcept(_FP_FLAGS)
                 if t == cnp.NPY_DOUBLE:
                     _mse_bw(<double*>_data(x0), x1, gy, gx0, gx1, n, _dim(x0, 0))
                 else:
                     _mse_bw(<float*>_data(x0), x1, gy, gx0, gx1, n, _dim(x0, 0))
-                return (gx0, gx1)
+                if not fetestexcept(_FP_FLAGS):
+                    return (gx0, gx1)
         diff = self._x(0, graph) - self._x(1, graph)
         # On arrays, NumPy broadcasts gy in the product itself (same values);
         # a recorded graph needs the explicit BroadcastTo.
@@ -2050,14 +2431,42 @@ cdef class MeanSquaredError(_Builtin):
         return (gx0, gx1)
 
 
+cdef inline bint _basic_index(object k):
+    return (k is None or k is Ellipsis or type(k) is slice
+            or (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))))
+
+
+cdef bint _basic_indexing(object slices):
+    """Whether x[slices] is basic indexing (ints, slices, ..., None): it
+    then selects each element at most once."""
+    if type(slices) is tuple:
+        return all([_basic_index(k) for k in slices])
+    return _basic_index(slices)
+
+
+# np.add.at crashes the interpreter on arrays of more than this many
+# dimensions (its iterator's limit before NumPy 2 raised it to 64).
+cdef enum:
+    _ADD_AT_MAX_NDIM = 32
+
+
 cdef object _scatter_add(object gy, object slices, object in_shape):
+    """Zeros of in_shape with gy added at slices (repeated indices add up)."""
     if _is_gpu_array(gy):
         import cupyx
         gx = sys.modules['cupy'].zeros(in_shape, dtype=gy.dtype)
         cupyx.scatter_add(gx, slices, gy)
         return gx
     gx = np.zeros(in_shape, dtype=gy.dtype)
-    np.add.at(gx, slices, gy)
+    if _basic_indexing(slices):
+        gx[slices] += gy    # no element twice: np.add.at's result, without it
+    elif gx.ndim > _ADD_AT_MAX_NDIM:
+        raise ValueError(
+            'get_item: the gradient of indexing an array of {} dimensions with index '
+            'arrays is not supported (more than {}: np.add.at would crash)'.format(
+                gx.ndim, <int>_ADD_AT_MAX_NDIM))
+    else:
+        np.add.at(gx, slices, gy)
     return gx
 
 

@@ -1,0 +1,498 @@
+"""Memory safety: each case that once crashed the interpreter or silently
+corrupted a result, run where a crash fails one test instead of the run
+(``run_isolated``: a fresh interpreter), and compared with independent
+truth: NumPy, closed forms, or DeZero 0.0.13 itself."""
+import copy
+import pickle
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import cydezero
+import cydezero.functions as F
+from cydezero import Function, Variable
+from conftest import run_isolated
+
+
+# -- import -----------------------------------------------------------------
+
+def test_import_and_sigmoid_fast_path_match_numpy_on_this_numpy():
+    # The engine once read np.tanh's loop table through NumPy's Cython
+    # declarations; NumPy 2.5 changed them and import crashed.
+    out = run_isolated('''
+        import numpy as np, cydezero.functions as F
+        x = np.linspace(-30, 30, 1001)
+        for t in (np.float64, np.float32):
+            xt = x.astype(t)
+            y = F.sigmoid(xt).data
+            ref = np.tanh(xt * t(0.5)) * t(0.5) + t(0.5)
+            assert y.dtype == ref.dtype and np.array_equal(y, ref), t
+        print('ok')
+    ''')
+    assert out.strip() == 'ok'
+
+
+# -- .grad holding an array ------------------------------------------------
+
+def test_grad_set_to_an_array_is_added_to(dezero):
+    code = '''
+        import numpy as np
+        {imp}
+        x = Variable(np.array([1.0, 2.0]))
+        x.grad = np.zeros(2)
+        (x * 2).sum().backward()
+        print(type(x.grad).__name__, x.grad.data.tolist())
+    '''
+    ours = run_isolated(code.format(imp='from cydezero import Variable'))
+    theirs = run_isolated(code.format(
+        imp='np.int = int\n        from dezero import Variable'))
+    assert ours == theirs == 'Variable [2.0, 2.0]\n'
+
+
+def test_hook_assigning_an_array_to_a_leaf_grad():
+    out = run_isolated('''
+        import numpy as np
+        from cydezero import Variable
+        x = Variable(np.array([1.0, 2.0]))
+        y = x * 2.0
+        def hook(g):
+            x.grad = np.full(2, 10.0)
+        y.register_hook(hook)
+        (y * 3.0).sum().backward()
+        print(x.grad.data.tolist())
+    ''')
+    assert out.strip() == '[16.0, 16.0]'
+
+
+def test_grad_of_an_unusable_type_is_a_clear_error_and_changes_nothing():
+    x = Variable(np.array([1.0, 2.0]))
+    w = Variable(np.array([3.0, 4.0]))
+    x.grad = 'not a gradient'
+    with pytest.raises(TypeError, match=r"\.grad of a variable of shape \(2,\) is a <class 'str'>"):
+        (x * w).sum().backward()
+    assert x.grad == 'not a gradient' and w.grad is None
+
+
+# -- Function.outputs ------------------------------------------------------
+
+def test_outputs_assigned_by_hand_die_cleanly():
+    out = run_isolated('''
+        import gc, numpy as np
+        from cydezero import Function, Variable
+        f = Function()
+        f.outputs = [Variable(np.array(1.0))]
+        gc.collect()
+        print(f.outputs[0]())
+        v = Variable(np.array(2.0))
+        f.outputs = [v]
+        assert f.outputs[0]() is v
+        del v
+        gc.collect()
+        print(f.outputs[0]())
+        # outputs that have another creator: the slot follows their death too
+        x = Variable(np.array(3.0))
+        y = x * 2.0
+        g = Function()
+        g.outputs = [y]
+        assert g.outputs[0]() is y and y.creator is not g
+        del y
+        print(g.outputs[0]())
+        del g     # the watch on y's slot goes with g
+        print('ok')
+    ''')
+    assert out.split() == ['None', 'None', 'None', 'ok']
+
+
+def test_python_backward_that_shrinks_its_outputs():
+    out = run_isolated('''
+        import numpy as np
+        from cydezero import Function, Variable
+        class Three(Function):
+            def forward(self, x):
+                return x, x * 2, x * 3
+            def backward(self, a, b, c):
+                self.outputs = [self.outputs[0]]     # drops two outputs
+                return a + b * 2 + c * 3
+        x = Variable(np.array(1.0))
+        y0, y1, y2 = Three()(x)
+        (y0 + y1 + y2).backward()
+        print(x.grad.data)
+    ''')
+    assert float(out) == 6.0
+
+
+def test_hook_that_grows_its_creators_inputs():
+    out = run_isolated('''
+        import numpy as np
+        from cydezero import Variable
+        x = Variable(np.array(1.0)); w = Variable(np.array(2.0))
+        y = x * w
+        extra = [Variable(np.array(1.0)) for _ in range(100)]
+        def hook(g):
+            y.creator.inputs = [x, w] + extra
+        y.register_hook(hook)
+        (y * 1.0).backward()
+        print(x.grad.data, w.grad.data, all(e.grad is None for e in extra))
+    ''')
+    assert out.split() == ['2.0', '1.0', 'True']
+
+
+def test_reading_outputs_from_weakref_callbacks_while_a_deep_graph_is_freed():
+    out = run_isolated('''
+        import weakref, numpy as np
+        from cydezero import Variable
+        y = Variable(np.array(1.0))
+        for _ in range(20000):
+            y = y * 1.0
+        seen = []
+        def watcher(f):
+            def callback(ref):
+                for r in f.outputs:
+                    v = r()
+                    seen.append(v is None or isinstance(v, Variable))
+            return callback
+        refs = []
+        node = y
+        while node.creator is not None:
+            f = node.creator
+            refs.append(weakref.ref(node, watcher(f)))
+            node = f.inputs[0]
+        del f, node, y
+        print(len(seen), all(seen))
+    ''')
+    assert out.split() == ['20000', 'True']
+
+
+def test_function_called_with_the_wrong_number_of_inputs():
+    x = Variable(np.array(1.0))
+    with pytest.raises(TypeError, match='Add takes 2 inputs, got 1'):
+        cydezero.core.Add()(x)
+    with pytest.raises(TypeError, match='Sin takes 1 input, got 2'):
+        cydezero.core.Sin().forward(np.array(1.0), np.array(2.0))
+    with pytest.raises(TypeError, match='Linear: takes 2 or 3 inputs'):
+        F.Linear()(x)
+
+
+# -- the 0-d float64 fast path ---------------------------------------------
+
+@pytest.mark.parametrize('make', [
+    lambda: np.array(2.0, dtype='>f8'),
+    lambda: np.frombuffer(b'\0' + np.array(2.0).tobytes(), dtype=np.float64, offset=1)
+    .reshape(()),
+], ids=['byte-swapped', 'unaligned'])
+def test_scalar_fast_path_reads_only_native_aligned_doubles(make):
+    a = make()
+    assert float(a) == 2.0
+    x = Variable(a)
+    for got, want in [((x * 3.0).data, a * 3.0), ((x + 1.0).data, a + 1.0),
+                      ((x - 0.5).data, a - 0.5), ((x / 4.0).data, a / 4.0),
+                      ((x ** 2).data, a ** 2)]:
+        assert float(got) == float(want)
+    y = x * x
+    y.backward()
+    assert float(x.grad.data) == 4.0
+
+
+@pytest.mark.parametrize('expr', [
+    'x * 1e200', 'x + x', 'x / 0.0', 'x - (-x)', 'x ** 2', 'x * 1e-200 * 1e-200',
+])
+def test_scalar_fast_path_reports_what_numpy_reports(expr):
+    a = np.array(1e200) if 'e-200' not in expr else np.array(1e-200)
+    if expr == 'x + x' or expr == 'x - (-x)':
+        a = np.array(1.7e308)
+
+    def run(x):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            r = eval(expr, {'x': x})
+        return r, sorted(str(m.message) for m in w)
+    want, want_w = run(a)
+    got, got_w = run(Variable(a))
+    # underflow is silent by default; it raises under np.errstate below
+    assert want_w or 'e-200' in expr, 'the case must make NumPy warn'
+    assert got_w == want_w
+    np.testing.assert_array_equal(got.data, want)
+    with np.errstate(all='raise'):
+        with pytest.raises(FloatingPointError):
+            eval(expr, {'x': a})
+        with pytest.raises(FloatingPointError):
+            eval(expr, {'x': Variable(a)})
+
+
+def test_gradient_accumulation_overflow_warns_like_numpy():
+    x = Variable(np.array(1.0))
+    y = x + x       # seeded with 1e308: x's gradient is 1e308 + 1e308
+    y.grad = Variable(np.array(1e308))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        y.backward()
+    assert np.isinf(x.grad.data)
+    assert any('overflow' in str(m.message) for m in w)
+    x.cleargrad()
+    y.grad = Variable(np.array(1e308))
+    with np.errstate(over='raise'):
+        with pytest.raises(FloatingPointError):
+            y.backward()
+    assert x.grad is None
+
+
+@pytest.mark.parametrize('dtype', [np.float64, np.float32])
+def test_array_fast_paths_report_what_numpy_reports(dtype):
+    big = np.finfo(dtype).max / 4
+    x = np.full((3, 4), big, dtype=dtype)
+    W = np.full((4, 2), 2.0, dtype=dtype)
+    b = np.zeros(2, dtype=dtype)
+    cases = [
+        (lambda: F.linear(x, W, b).data, lambda: x.dot(W) + b),
+        (lambda: F.mean_squared_error(x, -x).data,
+         lambda: ((x + x) ** 2).sum() / len(x)),
+    ]
+    for ours, numpy_spelling in cases:
+        with warnings.catch_warnings(record=True) as w_np:
+            warnings.simplefilter('always')
+            want = numpy_spelling()
+        with warnings.catch_warnings(record=True) as w_us:
+            warnings.simplefilter('always')
+            got = ours()
+        assert w_np and len(w_us) >= 1
+        np.testing.assert_array_equal(got, want)
+        with np.errstate(all='raise'), pytest.raises(FloatingPointError):
+            ours()
+    tiny = np.full(5, np.finfo(dtype).smallest_subnormal, dtype=dtype)
+    with np.errstate(under='raise'):
+        with pytest.raises(FloatingPointError):
+            np.tanh(tiny * dtype(0.5))
+        with pytest.raises(FloatingPointError):
+            F.sigmoid(tiny)
+    np.testing.assert_array_equal(F.sigmoid(tiny).data,
+                                  np.tanh(tiny * dtype(0.5)) * dtype(0.5) + dtype(0.5))
+
+
+# -- generations -------------------------------------------------------------
+
+def test_large_generations_keep_the_backward_order():
+    x = Variable(np.array(0.5))
+    x.generation = 2 ** 31 - 10
+    h = x * 1.0
+    z = h + F.cos(F.sin(h))
+    z.backward()
+    assert float(x.grad.data) == pytest.approx(1 - np.sin(np.sin(0.5)) * np.cos(0.5))
+
+
+def test_generation_past_the_largest_is_a_clear_error():
+    x = Variable(np.array(0.5))
+    x.generation = 2 ** 31 - 1
+    with pytest.raises(OverflowError, match='Mul: an input has generation 2147483647'):
+        x * 1.0
+    with cydezero.no_grad():
+        assert float((x * 2.0).data) == 1.0     # nothing recorded, nothing to number
+
+
+# -- commit is all or nothing ------------------------------------------------
+
+class _Spread(Function):
+    """y = x[:1]; its gradient is a read-only broadcast view of x's shape,
+    which committing must copy."""
+    def forward(self, x):
+        return x[:1].copy()
+
+    def backward(self, gy):
+        return np.broadcast_to(gy.data, self.inputs[0].shape)
+
+
+@pytest.mark.parametrize('order', ['small first', 'huge first'])
+def test_memory_error_while_committing_changes_no_gradient(order):
+    a = Variable(np.ones(1))
+    # 2**50 float64 numbers (8 PiB) as a broadcast view: the copy that the
+    # commit makes of its gradient cannot be allocated.
+    huge = Variable(np.broadcast_to(np.ones(1), (2 ** 50,)))
+    a.grad = Variable(np.full(1, 7.0))
+    terms = [_Spread()(a * 2.0), _Spread()(huge)]
+    if order == 'huge first':
+        terms.reverse()
+    loss = F.sum(terms[0] + terms[1])
+    with pytest.raises(MemoryError):
+        loss.backward()
+    assert a.grad.data.tolist() == [7.0] and huge.grad is None
+
+
+# -- copies of a variable in the middle of a pass ------------------------------
+
+@pytest.mark.parametrize('clone', [copy.copy, lambda v: pickle.loads(pickle.dumps(v))])
+def test_copy_made_inside_a_hook_shares_no_gradient_buffer(clone):
+    x = Variable(np.array([1.0, 2.0]))
+    copies = []
+    a, b, c = x * 2.0, x * 3.0, x * 4.0
+    d = a * 1.0
+    d.register_hook(lambda g: copies.append(clone(x)))
+    (d + b + c).sum().backward()
+    assert x.grad.data.tolist() == [9.0, 9.0]
+    (copies[0] * 5.0).sum().backward()
+    assert copies[0].grad.data.tolist() == [5.0, 5.0]
+    assert x.grad.data.tolist() == [9.0, 9.0]
+
+
+def test_copy_and_pickle_keep_what_dezero_keeps():
+    x = Variable(np.array([1.0, 2.0]), name='x')
+    x.grad = Variable(np.array([0.5, 0.5]))
+    y = x * 2.0
+    c = copy.copy(y)
+    assert c.creator is y.creator and c.generation == y.generation and c.data is y.data
+    p = pickle.loads(pickle.dumps(x))
+    assert p.name == 'x' and p.data.tolist() == [1.0, 2.0] and p.grad.data.tolist() == [0.5, 0.5]
+    assert type(pickle.loads(pickle.dumps(cydezero.Parameter(np.ones(2))))) is cydezero.Parameter
+    # the copy of an output is not an output: its death leaves y's slot alone
+    del c
+    assert y.creator.outputs[0]() is y
+
+
+# -- set_creator -------------------------------------------------------------
+
+def test_set_creator_to_the_same_function_changes_nothing(dezero):
+    for mod in (cydezero, dezero):
+        x = mod.Variable(np.array(2.0))
+        y = x * x
+        y.set_creator(y.creator)
+        y.backward()
+        assert float(x.grad.data) == 4.0, mod.__name__
+
+
+# -- detect_anomaly ------------------------------------------------------------
+
+def test_anomaly_sites_are_kept_by_identity_not_equality():
+    import dataclasses
+
+    @dataclasses.dataclass(eq=True)
+    class Sq(Function):
+        def forward(self, x):
+            return x * x
+
+        def backward(self, gy):
+            return 2 * self.inputs[0] * gy * np.nan
+
+    with cydezero.detect_anomaly():
+        x = Variable(np.array(2.0))
+        y1 = Sq()(x)                  # line A
+        y2 = Sq()(x) * 1.0            # line B: an equal (==) Function
+        with pytest.raises(FloatingPointError) as e:
+            y2.backward()
+    assert 'y2 = Sq()(x) * 1.0' in str(e.value)
+    assert 'y1 = Sq()(x)' not in str(e.value)
+    del y1
+
+
+# -- get_item on many dimensions ------------------------------------------------
+
+def test_get_item_gradient_on_more_than_32_dimensions():
+    out = run_isolated('''
+        import numpy as np
+        from cydezero import Variable
+        x = Variable(np.arange(2.0 * 3).reshape((2,) + (1,) * 38 + (3,)))
+        y = x[1]
+        (y * 2.0).sum().backward()
+        g = x.grad.data
+        print(g.shape == x.shape, g[0].sum(), g[1].sum())
+        try:
+            x[np.array([1, 1])]
+            x2 = Variable(x.data)
+            x2[np.array([1, 1])].sum().backward()
+        except ValueError as e:
+            print('ValueError', 'index arrays' in str(e))
+    ''')
+    assert out.split() == ['True', '0.0', '6.0', 'ValueError', 'True']
+
+
+def test_get_item_gradient_repeated_and_basic_indices():
+    x = Variable(np.arange(6.0).reshape(2, 3))
+    F.sum(x[np.array([0, 0, 1])] * 2.0).backward()
+    assert x.grad.data.tolist() == [[4.0, 4.0, 4.0], [2.0, 2.0, 2.0]]
+    x.cleargrad()
+    F.sum(x[:, 1:] * -1.0).backward()
+    g = x.grad.data
+    assert g.tolist() == [[0.0, -1.0, -1.0], [0.0, -1.0, -1.0]]
+    # np.add.at into zeros gives +0.0 where a -0.0 is added: so does ours
+    x.cleargrad()
+    F.sum(x[0] * -0.0).backward()
+    assert not np.signbit(x.grad.data).any()
+
+
+# -- threads and nested passes -------------------------------------------------
+
+def test_threads_differentiating_one_graph_are_never_wrong():
+    x = Variable(np.array([0.3, -1.2, 2.0]))
+    w = Variable(np.array([1.5, 0.5, -0.25]))
+    loss = F.sum(F.tanh(x * w) * x + F.sin(x))
+    gx = (1 - np.tanh(x.data * w.data) ** 2) * w.data * x.data + np.tanh(x.data * w.data) \
+        + np.cos(x.data)
+    runs, threads, errors, grads = 200, 4, [], []
+
+    def work():
+        try:
+            for _ in range(runs):
+                loss.backward()
+                grads.append(cydezero.grad(loss, x)[0].data.copy())
+        except BaseException as e:     # pragma: no cover - reported below
+            errors.append(e)
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+    np.testing.assert_allclose(x.grad.data, gx * runs * threads, rtol=1e-12)
+    assert len(grads) == runs * threads
+    for g in grads:
+        np.testing.assert_array_equal(g, grads[0])
+    np.testing.assert_allclose(grads[0], gx, rtol=1e-14)
+
+
+def test_backward_inside_a_hook_on_another_graph_works():
+    x = Variable(np.array(3.0))
+    other = Variable(np.array(2.0))
+    z = other * other       # recorded here: backward runs with recording off
+    seen = []
+
+    def hook(g):
+        z.backward()
+        seen.append(float(other.grad.data))
+    y = x * x
+    y.register_hook(hook)
+    (y * 1.0).backward()
+    assert seen == [4.0] and float(x.grad.data) == 6.0
+
+
+def test_backward_inside_a_hook_on_the_same_graph_is_a_clear_error():
+    x = Variable(np.array(3.0))
+    y = x * x
+    z = y * 2.0 + x
+    x.grad = Variable(np.array(100.0))
+
+    def hook(g):
+        z.backward()
+    y.register_hook(hook)
+    with pytest.raises(RuntimeError, match='still in progress'):
+        z.backward()
+    assert float(x.grad.data) == 100.0 and y.grad is None
+
+
+def test_interrupt_in_the_middle_of_a_pass_changes_nothing():
+    x = Variable(np.array([1.0, 2.0]))
+    w = Variable(np.array([3.0, 4.0]))
+    x.grad = Variable(np.array([10.0, 10.0]))
+    y = x * w
+    calls = []
+
+    def hook(g):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+    y.register_hook(hook)
+    loss = F.sum(y * y)
+    with pytest.raises(KeyboardInterrupt):
+        loss.backward()
+    assert x.grad.data.tolist() == [10.0, 10.0] and w.grad is None
+    loss.backward()        # the next pass runs as if nothing had happened
+    assert x.grad.data.tolist() == [10.0 + 18.0, 10.0 + 64.0]
+    assert w.grad.data.tolist() == [6.0, 32.0]
