@@ -1494,3 +1494,51 @@ def test_output_data_replaced_before_backward_of_tanh_and_sigmoid():
                     pass
         print('ok')
     ''', 'ok')
+
+
+def test_hook_cutting_the_whole_graph_mid_pass():
+    # unchain_backward from a hook: functions already scheduled still hold
+    # their inputs; the pass ends or raises, never crashes.
+    run('''
+        x = Variable(np.array([0.5, 1.5]))
+        h = x
+        for i in range(50):
+            h = F.tanh(h) * 1.01
+        mid = h
+        for i in range(50):
+            h = F.sin(h) + 0.1
+        root = F.sum(h)
+        mid.register_hook(lambda g: root.unchain_backward())
+        try:
+            root.backward()
+            print('ran', x.grad is None or x.grad.shape == (2,))
+        except Exception as e:
+            print('raised', type(e).__name__, x.grad)
+        del root, h, mid
+        gc.collect()
+        print('ok')
+    ''', 'ok')
+
+
+def test_reinit_of_a_live_output_then_backward():
+    run('''
+        x = Variable(np.array([1.0, 2.0]))
+        y = F.exp(x)
+        z = F.sum(y * 2.0)
+        y.__init__(np.ones(5), name='re')
+        try:
+            z.backward()
+            print('ran', x.grad.shape)
+        except Exception as e:
+            print('raised', type(e).__name__, x.grad)
+        print('ok')
+    ''', 'ok')
+
+
+def test_grad_with_repeated_and_root_inputs():
+    run('''
+        x = Variable(np.array([1.0, 2.0]))
+        y = F.sum(x * x)
+        gs = cydezero.grad(y, [x, x, y])
+        print([g.data.tolist() for g in gs], x.grad, y.grad)
+    ''', '[[2.0, 4.0], [2.0, 4.0], 1.0] None None')
