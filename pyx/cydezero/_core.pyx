@@ -1752,6 +1752,9 @@ cdef class _Builtin(Function):
         return self._fwd(xs)
 
     def backward(self, *gys):
+        if len(gys) != 1:       # every built-in has one output
+            raise TypeError('{}.backward takes 1 output gradient, got {}'
+                            .format(type(self).__name__, len(gys)))
         return _unpack(self._bw(gys, True))
 
 
