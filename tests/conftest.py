@@ -1,10 +1,6 @@
-"""Shared helpers for the tests: numerical differentiation, the DeZero
-0.0.13 oracle (which needs ``numpy.int`` on NumPy 2), and a fresh
-interpreter for code that could crash one."""
-import subprocess
-import sys
-import textwrap
-
+"""Shared helpers for the tests: numerical differentiation and the DeZero
+0.0.13 oracle (which needs ``numpy.int`` on NumPy 2). Code that could crash
+the interpreter runs through ``hostile_runner.run``."""
 import numpy as np
 import pytest
 
@@ -55,18 +51,3 @@ def dezero():
         np.int = int
     return pytest.importorskip('dezero')
 
-
-def run_isolated(code, timeout=120):
-    """Run ``code`` in a fresh interpreter and return what it printed; fail
-    the calling test (not the run) if it crashed, raised or hung. A
-    segfault shows as a negative return code (the signal)."""
-    try:
-        r = subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
-                           capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail('the snippet hung (> {} s)'.format(timeout))
-    if r.returncode != 0:
-        pytest.fail('the snippet exited with {}{}:\n{}\n{}'.format(
-            r.returncode, ' (killed by signal {})'.format(-r.returncode) if r.returncode < 0 else '',
-            r.stdout[-3000:], r.stderr[-3000:]))
-    return r.stdout

@@ -1,7 +1,7 @@
 """Memory safety: each case that once crashed the interpreter or silently
 corrupted a result, run where a crash fails one test instead of the run
-(``run_isolated``: a fresh interpreter), and compared with independent
-truth: NumPy, closed forms, or DeZero 0.0.13 itself."""
+(a fresh interpreter), and compared with independent truth: NumPy, closed
+forms, or DeZero 0.0.13 itself."""
 import copy
 import pickle
 import threading
@@ -13,7 +13,12 @@ import pytest
 import cydezero
 import cydezero.functions as F
 from cydezero import Function, Variable
-from conftest import run_isolated
+from hostile_runner import run
+
+
+def run_isolated(code):
+    """What the snippet printed, run in a fresh interpreter (see run)."""
+    return '\n'.join(run(code)) + '\n'
 
 
 # -- import -----------------------------------------------------------------
