@@ -9,9 +9,11 @@ dtypes, views, byte-swapped or Fortran-ordered arrays, broadcasting, 1-D
 its expected result in the test itself with plain NumPy and checks:
 
 - ``sigmoid`` forward and backward are NumPy's bit for bit (the fast path
-  calls ``np.tanh``'s own loop), special values included;
+  calls ``np.tanh``), special values included;
 - ``mean_squared_error`` forward is NumPy's bit for bit for many sizes (the
-  kernel replicates NumPy's pairwise summation), and so are its gradients;
+  kernel replicates NumPy's pairwise summation, cut into pieces as the
+  installed NumPy cuts it, whatever ``np.setbufsize`` says), and so are its
+  gradients;
 - ``linear`` agrees with ``x @ W + b`` to rounding (bit for bit when K == 1
   and on every fallback), and its bias gradient is ``gy.sum(axis=0)`` bit for
   bit, on both sides of the size threshold of the fast path;
@@ -22,6 +24,8 @@ its expected result in the test itself with plain NumPy and checks:
   can still reach (a held array, one behind a view or a weak reference) or
   one the program reshaped or made read-only.
 """
+import contextlib
+import threading
 import zlib
 
 import numpy as np
@@ -158,8 +162,12 @@ def test_sigmoid_non_contiguous_view():
 
 # -- MeanSquaredError ------------------------------------------------------------
 
+# Beyond 8192 elements NumPy 2.0-2.2 sum in pieces of np.getbufsize()
+# (8192 by default) and NumPy 2.3+ in one piece: the sizes around 8192 and
+# 2 * 8192 tell the two orders apart.
 MSE_SHAPES = ([(n,) for n in range(1, 300)] + [(1000,), (5000,), (20000,)]
-              + [(100, 1), (100, 10), (37, 3)])
+              + [(8191,), (8192,), (8193,), (8200,), (16384,), (16424,), (100003,)]
+              + [(100, 1), (100, 10), (37, 3), (200, 100)])
 
 
 def test_mse_forward_bit_identical_many_sizes():
@@ -174,6 +182,65 @@ def test_mse_forward_bit_identical_many_sizes():
         assert np.asarray(got).shape == ()
         assert got.dtype == np.float64
         assert got == expected, (shape, got, expected)
+
+
+@contextlib.contextmanager
+def bufsize(n):
+    """NumPy's buffer size set to n inside the block."""
+    old = np.setbufsize(n)
+    try:
+        yield
+    finally:
+        np.setbufsize(old)
+
+
+def test_summation_order_is_one_the_kernels_know():
+    # 'unknown' would turn the summing fast paths off (results stay
+    # NumPy's, through NumPy); a NumPy that sums in a new order fails here.
+    order = dz._core._summation_order()
+    assert order == ('buffered' if np.lib.NumpyVersion(np.__version__) < '2.3.0'
+                     else 'whole')
+
+
+@pytest.mark.parametrize('size', [16, 64, 8192 * 3])
+@pytest.mark.parametrize('dtype', [np.float64, np.float32])
+def test_sums_follow_setbufsize(size, dtype):
+    # On NumPy 2.0-2.2 the buffer size decides where a sum is cut into
+    # pieces; the fast paths read it at each call, as NumPy does.
+    rng = rng_for('bufsize', size, dtype)
+    x0, x1 = (spread(rng, (20000,)).astype(dtype) for _ in range(2))
+    gy = spread(rng, (4000, 1)).astype(dtype)
+    x, W, b = (a.astype(dtype) for a in linear_case(4000, 1, 1))
+    for _ in range(2):      # the second time from what the first one kept
+        with bufsize(size):
+            got = F.mean_squared_error(Variable(x0), Variable(x1)).data
+            expected = np_mse(x0, x1)
+            bv = Variable(b)
+            backward_with(F.linear(Variable(x), Variable(W), bv), gy)
+            assert_bits(got, expected)
+            assert_bits(bv.grad.data, gy.sum(axis=0))
+        assert_bits(F.mean_squared_error(Variable(x0), Variable(x1)).data, np_mse(x0, x1))
+
+
+def test_sums_follow_setbufsize_per_thread():
+    # np.setbufsize is per thread (per context): each thread's sum is the
+    # one NumPy gives in that thread.
+    x0, x1 = (spread(rng_for('bufsize-thread', i), (20000,)) for i in range(2))
+    results = {}
+
+    def run(size):
+        with bufsize(size):
+            for _ in range(20):
+                got = F.mean_squared_error(Variable(x0), Variable(x1)).data
+                results.setdefault(size, set()).add((got.item(), np_mse(x0, x1).item()))
+
+    threads = [threading.Thread(target=run, args=(size,)) for size in (16, 8192, 4096)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for pairs in results.values():
+        assert len(pairs) == 1 and len(set(next(iter(pairs)))) == 1, pairs
 
 
 def test_mse_forward_special_inputs():

@@ -2021,6 +2021,9 @@ cdef tuple _matmul_bw(Function f, object gy, bint graph):
     return (gx, gW)
 
 
+include "_sum_order.pxi"   # which order NumPy sums in, for the fast paths below
+
+
 # The layers' workhorses: written here rather than in Python so that a small
 # network's step is not dominated by wrapping every intermediate gradient.
 #
@@ -2184,14 +2187,14 @@ cdef void _linear_fwd(_kernels.real* y, object x, object W, object b) noexcept:
 
 
 cdef void _linear_bw(_kernels.real* g, object x, object W,
-                     object gx, object gW, object gb) noexcept:
-    # g: the buffer of gy
+                     object gx, object gW, object gb, Py_ssize_t chunk) noexcept:
+    # g: the buffer of gy; chunk: _sum_chunk(), when N == 1
     cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
     cdef _kernels.real* b
     if gb is not None:
         b = <_kernels.real*>_data(gb)
         if N == 1:   # NumPy reduces a single column pairwise
-            b[0] = 0 + _kernels.pairwise_sum(g, M)
+            b[0] = _kernels.numpy_sum(g, M, chunk)
         else:
             _kernels.column_sums(M, N, g, b)
     if gx is not None:      # gy @ W.T
@@ -2226,10 +2229,10 @@ cdef void _sigmoid_bw(_kernels.real* g, object gy, object y) noexcept:
 
 
 cdef double _mse_fwd(_kernels.real* a, object x1, cnp.npy_intp n,
-                     cnp.npy_intp length) noexcept:
-    # (0 + sum) / length, both in the arrays' type, as NumPy computes it
-    return ((<_kernels.real>0 + _kernels.pairwise_sum_sq_diff(
-        a, <_kernels.real*>_data(x1), n)) / <_kernels.real>length)
+                     cnp.npy_intp length, Py_ssize_t chunk) noexcept:
+    # sum / length, both in the arrays' type, as NumPy computes it
+    return (_kernels.numpy_sum_sq_diff(a, <_kernels.real*>_data(x1), n, chunk)
+            / <_kernels.real>length)
 
 
 cdef void _mse_bw(_kernels.real* a, object x1, object gy, object gx0, object gx1,
@@ -2300,10 +2303,15 @@ cdef class Linear(_Builtin):
                 and _dim(gy, 0) == _dim(x, 0) and _dim(gy, 1) == _dim(W, 1)):
             return None
         cdef cnp.npy_intp N = _dim(W, 1)
+        cdef Py_ssize_t chunk = 0
         gx = gW = gb = None
         if self._needs(2):
             if not (_fast_type(b) == t and _ndim(b) == 1 and _dim(b, 0) == N):
                 return None     # a bias that was broadcast: sum_to below
+            if N == 1:
+                chunk = _sum_chunk()
+                if chunk == 0:
+                    return None
             gb = _new_array(t, 1, &N)
         if self._needs(0):
             gx = _empty2(t, _dim(x, 0), _dim(x, 1))
@@ -2311,9 +2319,9 @@ cdef class Linear(_Builtin):
             gW = _empty2(t, _dim(x, 1), N)
         feclearexcept(_FP_FLAGS)
         if t == cnp.NPY_DOUBLE:
-            _linear_bw(<double*>_data(gy), x, W, gx, gW, gb)
+            _linear_bw(<double*>_data(gy), x, W, gx, gW, gb, chunk)
         else:
-            _linear_bw(<float*>_data(gy), x, W, gx, gW, gb)
+            _linear_bw(<float*>_data(gy), x, W, gx, gW, gb, chunk)
         if fetestexcept(_FP_FLAGS):
             return None
         return (gx, gW) if self._nin == 2 else (gx, gW, gb)
@@ -2393,13 +2401,14 @@ cdef class MeanSquaredError(_Builtin):
         x0, x1 = xs[0], xs[1]
         cdef int t = _same_fast_type(x0, x1)
         cdef cnp.npy_intp n
-        if t >= 0:
+        cdef Py_ssize_t chunk = _sum_chunk() if t >= 0 else 0
+        if chunk > 0:
             n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
             feclearexcept(_FP_FLAGS)
             if t == cnp.NPY_DOUBLE:
-                y = _scalar_array(t, _mse_fwd(<double*>_data(x0), x1, n, _dim(x0, 0)))
+                y = _scalar_array(t, _mse_fwd(<double*>_data(x0), x1, n, _dim(x0, 0), chunk))
             else:
-                y = _scalar_array(t, _mse_fwd(<float*>_data(x0), x1, n, _dim(x0, 0)))
+                y = _scalar_array(t, _mse_fwd(<float*>_data(x0), x1, n, _dim(x0, 0), chunk))
             if not fetestexcept(_FP_FLAGS):
                 return y
         diff = x0 - x1

@@ -8,7 +8,9 @@
 # Arithmetic stays in the buffers' type, as NumPy's loops do (float32 sums
 # in float32). The summation orders are NumPy's where NumPy's is fixed
 # (pairwise sums, row-by-row column sums), so those results are
-# bit-identical to NumPy's.
+# bit-identical to NumPy's. Where NumPy's order depends on its version or
+# settings (how a long sum is cut into pieces: numpy_sum), the caller says
+# which order to follow.
 # Matrix products sum over k in order, which a BLAS need not do: there the
 # results agree with NumPy's to rounding.
 
@@ -230,8 +232,9 @@ cdef inline Py_ssize_t _pairwise_split(Py_ssize_t n) noexcept nogil:
 
 
 cdef inline real pairwise_sum(const real* a, Py_ssize_t n) noexcept nogil:
-    """The sum of a[0..n) in NumPy's pairwise order for a contiguous
-    reduction. Add it to 0, NumPy's starting value."""
+    """The sum of a[0..n) in the order of NumPy's pairwise summation, the
+    helper its add loop sums one piece of a reduction with (the same order
+    in every NumPy this library supports)."""
     cdef Py_ssize_t h
     if n <= 128:
         return _block_sum(a, n)
@@ -239,10 +242,10 @@ cdef inline real pairwise_sum(const real* a, Py_ssize_t n) noexcept nogil:
     return pairwise_sum(a, h) + pairwise_sum(a + h, n - h)
 
 
-cdef inline real pairwise_sum_sq_diff(const real* a, const real* b,
-                                      Py_ssize_t n) noexcept nogil:
-    """``((a - b) ** 2).sum()`` over n elements, in the same order as
-    pairwise_sum and without a temporary array."""
+cdef inline real _pairwise_sum_sq_diff(const real* a, const real* b,
+                                       Py_ssize_t n) noexcept nogil:
+    """``((a - b) ** 2)`` over n elements summed as pairwise_sum sums,
+    without a temporary array."""
     cdef real d[128]
     cdef Py_ssize_t i, h
     if n <= 128:
@@ -250,4 +253,38 @@ cdef inline real pairwise_sum_sq_diff(const real* a, const real* b,
             d[i] = (a[i] - b[i]) * (a[i] - b[i])
         return _block_sum(d, n)
     h = _pairwise_split(n)
-    return pairwise_sum_sq_diff(a, b, h) + pairwise_sum_sq_diff(a + h, b + h, n - h)
+    return _pairwise_sum_sq_diff(a, b, h) + _pairwise_sum_sq_diff(a + h, b + h, n - h)
+
+
+# NumPy's add.reduce of a contiguous run hands the run to its loop in
+# pieces, sums each piece pairwise and adds the pieces, in order, to the
+# reduction's starting value 0. How long a piece is depends on NumPy: up to
+# 2.2 the iterator stops at its buffer size (np.getbufsize(), 8192 unless
+# the program sets it) even when nothing is buffered; from 2.3 on it passes
+# the whole run at once (numpy/numpy#27883). So a 20000-element float64 sum
+# is 0 + pw(8192) + pw(8192) + pw(3616) on NumPy 2.2 and 0 + pw(20000) on
+# 2.3, which differ in the last bit for most data. The engine finds out at
+# import which order the installed NumPy uses and passes `chunk`.
+
+cdef inline real numpy_sum(const real* a, Py_ssize_t n, Py_ssize_t chunk) noexcept nogil:
+    """``a.sum()`` for a contiguous a of n elements, bit for bit, when NumPy
+    cuts a reduction into pieces of `chunk` elements (chunk >= n: one
+    piece). chunk >= 1."""
+    cdef real s = 0
+    cdef Py_ssize_t i = 0
+    while n - i > chunk:
+        s = s + pairwise_sum(a + i, chunk)
+        i += chunk
+    return s + pairwise_sum(a + i, n - i)
+
+
+cdef inline real numpy_sum_sq_diff(const real* a, const real* b, Py_ssize_t n,
+                                   Py_ssize_t chunk) noexcept nogil:
+    """``((a - b) ** 2).sum()`` over n contiguous elements, bit for bit, in
+    numpy_sum's order, without a temporary array. chunk >= 1."""
+    cdef real s = 0
+    cdef Py_ssize_t i = 0
+    while n - i > chunk:
+        s = s + _pairwise_sum_sq_diff(a + i, b + i, chunk)
+        i += chunk
+    return s + _pairwise_sum_sq_diff(a + i, b + i, n - i)
