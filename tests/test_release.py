@@ -38,7 +38,7 @@ def test_wheels_workflow_builds_every_platform_and_the_sdist():
 
 def test_manifest_ships_cython_sources_not_generated_c():
     manifest = (ROOT / 'MANIFEST.in').read_text()
-    assert 'recursive-include pyx *.pyx *.pxd' in manifest
+    assert 'recursive-include pyx *.pyx *.pxd *.pxi' in manifest
     assert 'recursive-exclude pyx *.c' in manifest
 
 
@@ -58,3 +58,18 @@ def test_type_stub_names_every_public_name_of_the_compiled_module():
               if not name.startswith('_') and (inspect.isclass(value) or callable(value))
               and getattr(value, '__module__', None) == 'cydezero._core'}
     assert public - stubbed == set()
+
+
+def test_numpy_1_is_refused_at_import():
+    # pyproject says numpy>=2.0; an environment that has NumPy 1.x anyway
+    # (pip --no-deps, a pinned image) gets a clear error, not dtypes that
+    # change with the memory layout.
+    import subprocess
+    import sys
+    code = ("import numpy; numpy.__version__ = '1.26.4'\n"
+            "try:\n"
+            "    import cydezero\n"
+            "except ImportError as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'cydezero needs NumPy 2.0 or later; this is NumPy 1.26.4'

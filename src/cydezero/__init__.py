@@ -3,6 +3,14 @@ graph engine. ``import cydezero as dezero`` and DeZero code runs unchanged.
 
 As in DeZero, the package brings its library with it: ``dezero.functions``,
 ``dezero.optimizers``, ... work after ``import dezero`` alone."""
+import numpy as _np
+
+# NumPy 1.x promotes by value (float32 data times a float64 0-d array stays
+# float32, a float32 scalar over an int becomes float64), so there the
+# dtypes this library documents and tests would differ between its fast
+# paths and the NumPy spelling beside them. Say so instead.
+if int(_np.__version__.split('.')[0]) < 2:
+    raise ImportError(f'cydezero needs NumPy 2.0 or later; this is NumPy {_np.__version__}')
 from cydezero import (  # noqa: F401
     core,
     cuda,
