@@ -2188,7 +2188,7 @@ cdef void _linear_fwd(_kernels.real* y, object x, object W, object b) noexcept:
 
 cdef void _linear_bw(_kernels.real* g, object x, object W,
                      object gx, object gW, object gb, Py_ssize_t chunk) noexcept:
-    # g: the buffer of gy; chunk: _sum_chunk(), when N == 1
+    # g: the buffer of gy; chunk: _sum_chunk() (read when N == 1)
     cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
     cdef _kernels.real* b
     if gb is not None:
@@ -2295,6 +2295,8 @@ cdef class Linear(_Builtin):
 
     cdef tuple _bw_small(self, object gy):
         """The backward on plain buffers, or None where it does not apply."""
+        # First: on NumPy 2.0-2.2 it may run Python code (np.getbufsize).
+        cdef Py_ssize_t chunk = _sum_chunk()
         x = self._x(0, False)
         W = self._x(1, False)
         b = self._x(2, False) if self._nin > 2 else None
@@ -2303,15 +2305,12 @@ cdef class Linear(_Builtin):
                 and _dim(gy, 0) == _dim(x, 0) and _dim(gy, 1) == _dim(W, 1)):
             return None
         cdef cnp.npy_intp N = _dim(W, 1)
-        cdef Py_ssize_t chunk = 0
         gx = gW = gb = None
         if self._needs(2):
             if not (_fast_type(b) == t and _ndim(b) == 1 and _dim(b, 0) == N):
                 return None     # a bias that was broadcast: sum_to below
-            if N == 1:
-                chunk = _sum_chunk()
-                if chunk == 0:
-                    return None
+            if N == 1 and chunk == 0:
+                return None     # NumPy sums in an order _kernels does not know
             gb = _new_array(t, 1, &N)
         if self._needs(0):
             gx = _empty2(t, _dim(x, 0), _dim(x, 1))
@@ -2399,10 +2398,11 @@ cdef class MeanSquaredError(_Builtin):
 
     cdef object _fwd(self, tuple xs):
         x0, x1 = xs[0], xs[1]
-        cdef int t = _same_fast_type(x0, x1)
+        # First: on NumPy 2.0-2.2 it may run Python code (np.getbufsize).
+        cdef Py_ssize_t chunk = _sum_chunk()
+        cdef int t = _same_fast_type(x0, x1) if chunk > 0 else -1
         cdef cnp.npy_intp n
-        cdef Py_ssize_t chunk = _sum_chunk() if t >= 0 else 0
-        if chunk > 0:
+        if t >= 0:
             n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
             feclearexcept(_FP_FLAGS)
             if t == cnp.NPY_DOUBLE:
