@@ -261,10 +261,13 @@ def test_array_fast_paths_report_what_numpy_reports(dtype):
         with warnings.catch_warnings(record=True) as w_us:
             warnings.simplefilter('always')
             got = ours()
-        assert w_np and len(w_us) >= 1
+        # What the installed NumPy reports: its dot reports overflow only
+        # from 2.3 on (numpy/numpy#28442), so on 2.0-2.2 linear is silent too.
+        assert bool(w_us) == bool(w_np)
         np.testing.assert_array_equal(got, want)
-        with np.errstate(all='raise'), pytest.raises(FloatingPointError):
-            ours()
+        if w_np:
+            with np.errstate(all='raise'), pytest.raises(FloatingPointError):
+                ours()
     tiny = np.full(5, np.finfo(dtype).smallest_subnormal, dtype=dtype)
     with np.errstate(under='raise'):
         with pytest.raises(FloatingPointError):
