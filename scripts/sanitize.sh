@@ -58,6 +58,7 @@ $PY -m venv "$WORK/venv"
 VPY=$WORK/venv/bin/python
 $VPY -m pip install -q --upgrade pip
 CFLAGS=$SAN_CFLAGS LDFLAGS=$SAN_LDFLAGS $VPY -m pip install -q "$WORK/src[test]"
+echo "versions: $($VPY -c 'import numpy, sys; print(sys.version, numpy.__version__)')"
 
 # GCC's UBSan runtime (libubsan, apart from libasan) ignores log_path when
 # ASan is loaded as well, and writes to stderr, where a test that runs a
