@@ -5,13 +5,13 @@
 # sanitizer report.
 #
 #   bash scripts/sanitize.sh                     # release directives (what ships)
-#   CYDEZERO_DEBUG=1 bash scripts/sanitize.sh    # plus Cython's bounds checks, -O0
+#   CYDEZERO_DEBUG=1 bash scripts/sanitize.sh    # plus Cython's None/overflow checks, -O0
 #   PYTHON=python3.12 bash scripts/sanitize.sh   # another interpreter
 #   bash scripts/sanitize.sh -k hooks -x         # arguments go to pytest
 #
-# By default the engine keeps the release directives (boundscheck off): the
-# sanitizers then watch the code that ships, and the debug build (its own CI
-# leg) checks the bounds. Only cydezero is instrumented: Python and NumPy are
+# By default the engine keeps the release directives (what ships, Cython's
+# bounds checks included): the sanitizers then watch that code, and the debug
+# build (its own CI leg) adds Cython's None and overflow checks. Only cydezero is instrumented: Python and NumPy are
 # not, but with PYTHONMALLOC=malloc every Python object lives in ASan's heap,
 # so the engine's use of a freed object or a read past an array is caught.
 # Reports go to $SAN_LOG_DIR (default build/sanitize-logs), one file per
