@@ -16,9 +16,9 @@ from cydezero import Function, Variable
 from hostile_runner import run
 
 
-def run_isolated(code):
-    """What the snippet printed, run in a fresh interpreter (see run)."""
-    return '\n'.join(run(code)) + '\n'
+def run_isolated(code, fresh=False):
+    """What the snippet printed, run in a process of its own (see run)."""
+    return '\n'.join(run(code, fresh=fresh)) + '\n'
 
 
 # -- import -----------------------------------------------------------------
@@ -35,7 +35,7 @@ def test_import_and_sigmoid_fast_path_match_numpy_on_this_numpy():
             ref = np.tanh(xt * t(0.5)) * t(0.5) + t(0.5)
             assert y.dtype == ref.dtype and np.array_equal(y, ref), t
         print('ok')
-    ''')
+    ''', fresh=True)        # the import itself is what once crashed
     assert out.strip() == 'ok'
 
 
