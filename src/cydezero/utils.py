@@ -52,7 +52,7 @@ def get_dot_graph(output, verbose=True):
     The graph is walked with an explicit stack (no recursion), so graphs of
     any depth work; each function appears once.
     """
-    txt = _dot_var(output, verbose)
+    parts = [_dot_var(output, verbose)]    # joined once: += is quadratic on deep graphs
     stack = []
     seen = set()
 
@@ -64,11 +64,11 @@ def get_dot_graph(output, verbose=True):
     push(output.creator)
     while stack:
         f = stack.pop()
-        txt += _dot_func(f)
+        parts.append(_dot_func(f))
         for x in f.inputs:
-            txt += _dot_var(x, verbose)
+            parts.append(_dot_var(x, verbose))
             push(x.creator)
-    return 'digraph g {\n' + txt + '}'
+    return 'digraph g {\n' + ''.join(parts) + '}'
 
 
 def plot_dot_graph(output, verbose=True, to_file='graph.png'):
