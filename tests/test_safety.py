@@ -9,11 +9,11 @@ import warnings
 
 import numpy as np
 import pytest
+from hostile_runner import run
 
 import cydezero
 import cydezero.functions as F
 from cydezero import Function, Variable
-from hostile_runner import run
 
 
 def run_isolated(code, fresh=False):
@@ -237,9 +237,8 @@ def test_gradient_accumulation_overflow_warns_like_numpy():
     assert any('overflow' in str(m.message) for m in w)
     x.cleargrad()
     y.grad = Variable(np.array(1e308))
-    with np.errstate(over='raise'):
-        with pytest.raises(FloatingPointError):
-            y.backward()
+    with np.errstate(over='raise'), pytest.raises(FloatingPointError):
+        y.backward()
     assert x.grad is None
 
 

@@ -20,9 +20,8 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock,
-                               PyThread_free_lock, PyThread_acquire_lock,
-                               PyThread_release_lock, PyLockStatus, PY_LOCK_INTR,
-                               NOWAIT_LOCK)
+                               PyThread_acquire_lock, PyThread_release_lock,
+                               PyLockStatus, PY_LOCK_INTR, NOWAIT_LOCK)
 from cpython.exc cimport PyErr_CheckSignals
 from libc.math cimport fabs
 from libc.float cimport DBL_MIN, DBL_MAX
@@ -1440,7 +1439,7 @@ cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
     """Add gx into x's gradient for this pass (starting from x.grad when
     from_prior). A gradient another variable may hold is never modified:
     in place only into buffers the engine allocated."""
-    cdef double a, b, r
+    cdef double a, b
     acc = _own_acc(x, epoch)
     if acc is None:
         prior = _prior_grad(x, graph) if from_prior else None
