@@ -1008,13 +1008,13 @@ cdef class Function:
             if gx is None:
                 # DeZero lets a backward leave out trailing inputs (integer
                 # labels, indices); a float input that needs a gradient may not.
-                if i >= m and self._needs(i) and (<Variable>x).data.dtype.kind in 'fc':
+                if i >= m and _needs_grad(x) and (<Variable>x).data.dtype.kind in 'fc':
                     raise ValueError(
                         '{}.backward returned {} gradient(s) for {} inputs; input {} '
                         '(shape {}, dtype {}) needs one'.format(
                             name, m, n, i, (<Variable>x).data.shape, (<Variable>x).data.dtype))
                 continue
-            if not self._needs(i):
+            if not _needs_grad(x):   # this x: Python code may replace the inputs
                 continue
             g = _grad_data(gx)
             if g is None:
@@ -1043,8 +1043,7 @@ cdef class Function:
 
     cdef bint _needs(self, Py_ssize_t i):
         """Whether input i is a Variable that can receive a gradient."""
-        x = self._inp(i)
-        return isinstance(x, Variable) and not (<Variable>x)._const
+        return _needs_grad(self._inp(i))
 
     cdef object _y(self, bint graph):
         """The first output, as a Variable or its data."""
@@ -1091,6 +1090,11 @@ cdef class Function:
         for i in range(self._nout):
             if self._outs[i] == v:
                 self._outs[i] = NULL
+
+
+cdef inline bint _needs_grad(object x):
+    """Whether x is a Variable that can receive a gradient."""
+    return isinstance(x, Variable) and not (<Variable>x)._const
 
 
 cdef inline bint _kind_fits(str g, str x):
@@ -1623,7 +1627,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     and not any([x_obj is r for r in roots])):
                 prior = _prior_grad(x, graph)
                 x._acc = prior + x._acc if graph else _as_arr(_arith(OP_ADD, prior, x._acc))
-        _commit(touched, retain, graph)
+        _commit(touched, retain, graph, epoch)
         return None
     finally:
         cdz_backprop_off = saved
@@ -1634,7 +1638,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         _end_pass(epoch)
 
 
-cdef void _commit(list touched, bint retain, bint graph) except *:
+cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
     """Store the pass's gradients in .grad, all or none: every new value is
     made first (which may fail), then all are stored (which cannot), and
     the old values are released last, after every .grad is in place (their
@@ -1646,7 +1650,8 @@ cdef void _commit(list touched, bint retain, bint graph) except *:
     for i in range(n):
         x = <Variable>touched[i]
         if x._creator is None or retain:
-            new[i] = x.grad if x._acc is None else _commit_grad(x._acc, graph)
+            new[i] = (_commit_grad(x._acc, graph) if x._acc is not None and x._pass == epoch
+                      else x.grad)
     for i in range(n):
         x = <Variable>touched[i]
         old[i] = x.grad
