@@ -1,7 +1,7 @@
 """Hostile use of the engine: what a user, a hook, a Python backward, a
 finaliser or the garbage collector can do to a live graph from Python.
 
-Each case runs in a fresh interpreter (hostile_runner.run), so a segfault
+Each case runs in a process of its own (hostile_runner.run), so a segfault
 fails one test, not the run. What "correct" means is, case by case: DeZero
 0.0.13's result (its numbers are written here, taken from running the same
 code under DeZero), NumPy's formula, arithmetic by hand, or "a clear Python
@@ -17,7 +17,7 @@ from hostile_runner import run
 # Built-in operations called with the wrong number of inputs or gradients
 # ---------------------------------------------------------------------------
 # DeZero: Add()(x) raises TypeError (forward() missing an argument). The
-# built-ins index the tuple of inputs in C without a bounds check.
+# built-ins once indexed the tuple of inputs in C without a bounds check.
 _TOO_FEW = [
     ('Add', 1), ('Sub', 1), ('Mul', 1), ('Div', 1), ('MatMul', 1),
     ('MeanSquaredError', 1), ('Linear', 1), ('Neg', 0), ('Sin', 0), ('Cos', 0),

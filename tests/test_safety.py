@@ -1,6 +1,6 @@
 """Memory safety: each case that once crashed the interpreter or silently
 corrupted a result, run where a crash fails one test instead of the run
-(a fresh interpreter), and compared with independent truth: NumPy, closed
+(a process of its own), and compared with independent truth: NumPy, closed
 forms, or DeZero 0.0.13 itself."""
 import copy
 import pickle
