@@ -39,7 +39,8 @@ _SUBS = [
     (re.compile(r'\n\s*\n+'), '\n'),
 ]
 
-_DEF = re.compile(r'^(?:static|CYTHON_UNUSED static|PyMODINIT_FUNC)[^;\n]*?\b(\w+)\([^;{]*\)\s*(\{?)\s*$')
+_DEF = re.compile(r'^(?:static|CYTHON_UNUSED static|PyMODINIT_FUNC)'
+                  r'[^;\n]*?\b(\w+)\([^;{]*\)\s*(\{?)\s*$')
 
 
 def functions(path):

@@ -2,6 +2,14 @@
 # every backward result for NaN and infinity.
 # Part of the _core module (included by _core.pyx).
 
+import linecache
+import os
+import sys
+import weakref
+from functools import partial
+
+import numpy as np
+
 # With detect_anomaly on, each recorded Function remembers where the forward
 # pass created it, and backward checks every gradient it produces. Sites are
 # kept by identity ({id: (weak reference, site)}), never by a Function's own

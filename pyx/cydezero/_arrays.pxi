@@ -2,6 +2,16 @@
 # and the array-level helpers DeZero exports (as_array, sum_to_array, ...).
 # Part of the _core module (included by _core.pyx).
 
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from libc.math cimport fabs
+from libc.float cimport DBL_MIN, DBL_MAX
+
+import sys
+
+import numpy as np
+cimport numpy as cnp
+
 cdef type ndarray = np.ndarray
 
 

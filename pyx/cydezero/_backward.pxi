@@ -3,6 +3,20 @@
 # run; one pass at a time per graph; grad().
 # Part of the _core module (included by _core.pyx).
 
+cimport cython
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_acquire_lock,
+                               PyThread_release_lock, PyLockStatus, PY_LOCK_INTR, NOWAIT_LOCK)
+from cpython.exc cimport PyErr_CheckSignals
+from libc.stdlib cimport malloc, realloc, free
+
+import os
+
+import numpy as np
+cimport numpy as cnp
+
 cdef struct _HeapItem:
     Py_ssize_t gen
     size_t seq

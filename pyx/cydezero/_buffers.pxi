@@ -2,6 +2,11 @@
 # float64, and the small pool their results come from.
 # Part of the _core module (included by _core.pyx).
 
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+
+cimport numpy as cnp
+
 # Matrix products with at most this many multiply-adds run in _kernels.matmul;
 # above it the BLAS is faster despite the call (measured in bench/kernels.py).
 cdef enum:

@@ -13,30 +13,7 @@ receives Variables and the same expressions record a graph, so derivatives of
 any order work. The ``graph`` flag picks the mode for the few helpers whose
 array and Variable spellings differ.
 """
-cimport cython
-from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
-from cpython.ref cimport Py_INCREF, Py_DECREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock,
-                               PyThread_acquire_lock, PyThread_release_lock,
-                               PyLockStatus, PY_LOCK_INTR, NOWAIT_LOCK)
-from cpython.exc cimport PyErr_CheckSignals
-from libc.math cimport fabs
-from libc.float cimport DBL_MIN, DBL_MAX
-from libc.stdlib cimport malloc, realloc, free
-
-import linecache
-import os
-import sys
-import weakref
-from functools import partial
-
-import numpy as np
 cimport numpy as cnp
-
-from cydezero cimport _kernels
 
 cnp.import_array()
 

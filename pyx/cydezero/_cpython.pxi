@@ -2,6 +2,9 @@
 # reference counts and thread identity, the FP exception flags, and _live().
 # Part of the _core module (included by _core.pyx).
 
+from cpython.object cimport PyObject
+from cpython.pythread cimport PyThread_type_lock, PyLockStatus
+
 cdef extern from "Python.h":
     unsigned long Py_TPFLAGS_HEAPTYPE
     int _generic_setattr "PyObject_GenericSetAttr" (object o, object name, PyObject* v) except -1

@@ -2,6 +2,17 @@
 # forward and records it (or not, under no_grad).
 # Part of the _core module (included by _core.pyx).
 
+cimport cython
+from cpython.object cimport PyObject, Py_TYPE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from libc.stdlib cimport malloc, free
+
+import weakref
+from functools import partial
+
+import numpy as np
+
 cdef object _DEAD_REF
 cdef class _Gone:
     cdef object __weakref__

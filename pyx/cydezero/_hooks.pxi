@@ -2,6 +2,10 @@
 # running the hooks on a gradient before it is committed.
 # Part of the _core module (included by _core.pyx).
 
+cimport cython
+
+import weakref
+
 # Hooks live in a side table keyed by the variable's address, so a variable
 # without hooks pays one flag byte for the feature. A variable's entry is
 # dropped when it dies (Variable.__dealloc__), so no stale address survives.

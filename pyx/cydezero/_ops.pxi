@@ -2,6 +2,8 @@
 # spellings differ, and _Builtin, the base of every built-in operation.
 # Part of the _core module (included by _core.pyx).
 
+import numpy as np
+
 cdef inline object _sum_to_like(object g, object x, bint graph):
     """g summed down to the shape of input x (a Variable or a constant)."""
     if _same_shape(g, x):

@@ -2,6 +2,8 @@
 # Tanh, Exp, Log.
 # Part of the _core module (included by _core.pyx).
 
+import numpy as np
+
 cdef class Add(_Builtin):
     """y = x0 + x1;  gx0 = gy, gx1 = gy (summed back over broadcast axes)."""
     cdef int _arity(self):

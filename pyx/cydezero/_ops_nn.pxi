@@ -2,6 +2,11 @@
 # fast paths on plain buffers.
 # Part of the _core module (included by _core.pyx).
 
+import numpy as np
+cimport numpy as cnp
+
+from cydezero cimport _kernels
+
 # The layers' workhorses: written here rather than in Python so that a small
 # network's step is not dominated by wrapping every intermediate gradient.
 #

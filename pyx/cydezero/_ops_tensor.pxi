@@ -2,6 +2,10 @@
 # GetItem, GetItemGrad, Max, Min.
 # Part of the _core module (included by _core.pyx).
 
+import sys
+
+import numpy as np
+
 cdef class Reshape(_Builtin):
     """y = x.reshape(shape);  gx = gy.reshape(x.shape)."""
     cdef public object shape

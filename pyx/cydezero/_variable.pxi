@@ -2,6 +2,9 @@
 # generation; operators, copy and pickle, and the attribute table.
 # Part of the _core module (included by _core.pyx).
 
+cimport cython
+from cpython.object cimport PyObject, PyTypeObject
+
 cdef inline Variable _new_var(object data):
     # Skips __init__'s type check: the engine only wraps arrays it made.
     cdef Variable v = Variable.__new__(Variable)
