@@ -32,7 +32,7 @@ _SUBS = [
                 r'n_s|n_u|umethod|ptype|vtabptr|vtable|type|scope|mstate|defaults|'
                 r'CyFunctionObject)_?)\d+'), r'\1N'),
     (re.compile(r'(_8cydezero_5_core_)\d+'), r'\1N'),
-    (re.compile(r'(_5_core_)\d+_'), r'\1N_'),
+    (re.compile(r'(_5_core_)\d+(?=[A-Za-z_])'), r'\1N'),
     (re.compile(r'(->__pyx_\w+)\[\d+\]'), r'\1[N]'),
     (re.compile(r'(__pyx_pybuffernd|__pyx_t)_\d+'), r'\1_N'),
     (re.compile(r'[ \t]+$', re.M), ''),

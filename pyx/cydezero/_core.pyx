@@ -19,6 +19,9 @@ cnp.import_array()
 
 # The parts, in reading order. Each is a .pxi file (never .pyx: setup.py
 # builds every .pyx as a module of its own) that opens by saying what it holds.
+# An operation part holds, for each operation, its Function class (forward,
+# backward with the derivative in its docstring) and then the function users
+# call, with a one-line docstring.
 # One module, not several: the per-thread flags, the pool and the hot inline
 # helpers are shared, and __module__ (what pickles record) stays cydezero._core.
 include "_cpython.pxi"     # reference counts, thread ids, FP flags, _live()
@@ -35,4 +38,3 @@ include "_ops_tensor.pxi"  # reshape transpose sum sum_to broadcast_to matmul ge
 include "_sum_order.pxi"   # which order NumPy sums in, for the fast paths below
 include "_buffers.pxi"     # plain float32/float64 buffers and the result pool
 include "_ops_nn.pxi"      # linear sigmoid relu mean_squared_error, fast paths
-include "_functions.pxi"   # the functions users call

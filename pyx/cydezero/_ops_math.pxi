@@ -19,6 +19,11 @@ cdef class Add(_Builtin):
         return (gx0, gx1)
 
 
+def add(x0, x1):
+    """x0 + x1, broadcasting as NumPy does; each gradient is summed back to its input's shape."""
+    return _apply2(Add.__new__(Add), x0, x1)
+
+
 cdef class Sub(_Builtin):
     """y = x0 - x1;  gx0 = gy, gx1 = -gy."""
     cdef int _arity(self):
@@ -32,6 +37,16 @@ cdef class Sub(_Builtin):
         gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
         gx1 = _sum_to_like(_neg_g(gy, graph), self._in1, graph) if self._needs(1) else None
         return (gx0, gx1)
+
+
+def sub(x0, x1):
+    """x0 - x1, broadcasting as NumPy does."""
+    return _apply2(Sub.__new__(Sub), x0, x1)
+
+
+def rsub(x0, x1):
+    """x1 - x0 (the reflected form: ``x0`` is the Variable on the right)."""
+    return _apply2(Sub.__new__(Sub), x1, x0)
 
 
 cdef class Mul(_Builtin):
@@ -49,6 +64,11 @@ cdef class Mul(_Builtin):
         gx0 = _sum_to_like(_times(gy, x1, graph), x0, graph) if self._needs(0) else None
         gx1 = _sum_to_like(_times(gy, x0, graph), x1, graph) if self._needs(1) else None
         return (gx0, gx1)
+
+
+def mul(x0, x1):
+    """x0 * x1 elementwise, broadcasting as NumPy does."""
+    return _apply2(Mul.__new__(Mul), x0, x1)
 
 
 cdef class Div(_Builtin):
@@ -69,6 +89,16 @@ cdef class Div(_Builtin):
         return (gx0, gx1)
 
 
+def div(x0, x1):
+    """x0 / x1 elementwise, broadcasting as NumPy does."""
+    return _apply2(Div.__new__(Div), x0, x1)
+
+
+def rdiv(x0, x1):
+    """x1 / x0 (the reflected form: ``x0`` is the Variable on the right)."""
+    return _apply2(Div.__new__(Div), x1, x0)
+
+
 cdef class Neg(_Builtin):
     """y = -x;  gx = -gy."""
     cdef object _fwd(self, tuple xs):
@@ -76,6 +106,11 @@ cdef class Neg(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return (_neg_g(gys[0], graph),)
+
+
+def neg(x):
+    """-x."""
+    return _apply1(Neg.__new__(Neg), x)
 
 
 cdef class Pow(_Builtin):
@@ -111,6 +146,11 @@ cdef class Pow(_Builtin):
         return (c * x ** (c - 1) * gy,)
 
 
+def pow(x, c):
+    """x ** c for a constant c (c itself is not differentiated)."""
+    return _apply1(Pow(c), x)
+
+
 cdef inline bint _is_two(object c):
     return (type(c) is int or type(c) is float) and c == 2
 
@@ -125,6 +165,11 @@ cdef class Sin(_Builtin):
         return (gys[0] * (cos(x) if graph else np.cos(x)),)
 
 
+def sin(x):
+    """Elementwise sin(x)."""
+    return _apply1(Sin.__new__(Sin), x)
+
+
 cdef class Cos(_Builtin):
     """y = cos(x);  gx = gy * -sin(x)."""
     cdef object _fwd(self, tuple xs):
@@ -133,6 +178,11 @@ cdef class Cos(_Builtin):
     cdef tuple _bw(self, tuple gys, bint graph):
         x = self._x(0, graph)
         return (gys[0] * -(sin(x) if graph else np.sin(x)),)
+
+
+def cos(x):
+    """Elementwise cos(x)."""
+    return _apply1(Cos.__new__(Cos), x)
 
 
 cdef class Tanh(_Builtin):
@@ -145,6 +195,11 @@ cdef class Tanh(_Builtin):
         return (gys[0] * (1 - y * y),)
 
 
+def tanh(x):
+    """Elementwise tanh(x)."""
+    return _apply1(Tanh.__new__(Tanh), x)
+
+
 cdef class Exp(_Builtin):
     """y = exp(x);  gx = gy * y."""
     cdef object _fwd(self, tuple xs):
@@ -154,6 +209,11 @@ cdef class Exp(_Builtin):
         return (gys[0] * self._y(graph),)
 
 
+def exp(x):
+    """Elementwise exp(x)."""
+    return _apply1(Exp.__new__(Exp), x)
+
+
 cdef class Log(_Builtin):
     """y = log(x);  gx = gy / x."""
     cdef object _fwd(self, tuple xs):
@@ -161,3 +221,8 @@ cdef class Log(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return (gys[0] / self._x(0, graph),)
+
+
+def log(x):
+    """Elementwise natural logarithm of x."""
+    return _apply1(Log.__new__(Log), x)

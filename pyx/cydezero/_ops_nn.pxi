@@ -169,6 +169,12 @@ cdef class Linear(_Builtin):
         return (gx, gW) if self._nin == 2 else (gx, gW, gb)
 
 
+def linear(x, W, b=None):
+    """x.dot(W) + b (b may be None) in one Function: a fully connected layer."""
+    # b=None stays an input, as in DeZero (f.inputs and DOT graphs show it).
+    return _apply(Linear.__new__(Linear), (x, W, b))
+
+
 cdef class Sigmoid(_Builtin):
     """y = 1 / (1 + exp(-x)), computed as tanh(x / 2) / 2 + 1 / 2 (no
     overflow);  gx = gy * y * (1 - y)."""
@@ -214,6 +220,11 @@ cdef class Sigmoid(_Builtin):
         return (gy * y * (1 - y),)
 
 
+def sigmoid(x):
+    """Elementwise 1 / (1 + exp(-x))."""
+    return _apply1(Sigmoid.__new__(Sigmoid), x)
+
+
 cdef class ReLU(_Builtin):
     """y = max(x, 0);  gx = gy * [x > 0]."""
     cdef object _fwd(self, tuple xs):
@@ -221,6 +232,11 @@ cdef class ReLU(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return (gys[0] * (self._x(0, False) > 0),)
+
+
+def relu(x):
+    """Elementwise max(x, 0)."""
+    return _apply1(ReLU.__new__(ReLU), x)
 
 
 cdef inline int _same_fast_type(object a, object b):
@@ -284,3 +300,8 @@ cdef class MeanSquaredError(_Builtin):
         gx0 = _sum_to_like(g, self._in0, graph) if self._needs(0) else None
         gx1 = _sum_to_like(_neg_g(g, graph), self._in1, graph) if self._needs(1) else None
         return (gx0, gx1)
+
+
+def mean_squared_error(x0, x1):
+    """sum((x0 - x1) ** 2) / len(x0 - x1): squared error over the batch."""
+    return _apply2(MeanSquaredError.__new__(MeanSquaredError), x0, x1)

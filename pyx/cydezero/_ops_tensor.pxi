@@ -20,6 +20,13 @@ cdef class Reshape(_Builtin):
         return (gys[0].reshape(_shape_of(self._in0)),)
 
 
+def reshape(x, shape):
+    """x with a new shape (x itself, as a Variable, when it already has that shape)."""
+    if _shape_of(x) == shape:
+        return as_variable(x)
+    return _apply1(Reshape(shape), x)
+
+
 cdef class Transpose(_Builtin):
     """y = x.transpose(axes);  gx = gy transposed by the inverse permutation."""
     cdef public object axes
@@ -36,6 +43,11 @@ cdef class Transpose(_Builtin):
         n = len(self.axes)
         inv = tuple(np.argsort([ax % n for ax in self.axes]).tolist())
         return (gys[0].transpose(inv),)
+
+
+def transpose(x, axes=None):
+    """x with its axes permuted, as ndarray.transpose (reversed when axes is None)."""
+    return _apply1(Transpose(axes), x)
 
 
 cdef class Sum(_Builtin):
@@ -56,6 +68,11 @@ cdef class Sum(_Builtin):
         return (_broadcast_g(gy, x_shape, graph),)
 
 
+def sum(x, axis=None, keepdims=False):
+    """The sum of x over axis (None: all axes), keeping them as length 1 if keepdims."""
+    return _apply1(Sum(axis, keepdims), x)
+
+
 cdef class SumTo(_Builtin):
     """y = sum_to(x, shape);  gx = broadcast_to(gy, x.shape)."""
     cdef public object shape
@@ -68,6 +85,14 @@ cdef class SumTo(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return (_broadcast_g(gys[0], _shape_of(self._in0), graph),)
+
+
+def sum_to(x, shape):
+    """Sum x down to shape, differentiably (``utils.sum_to`` is
+    ``sum_to_array``, the same on plain arrays)."""
+    if _shape_of(x) == tuple(shape):
+        return as_variable(x)
+    return _apply1(SumTo(shape), x)
 
 
 cdef class BroadcastTo(_Builtin):
@@ -84,6 +109,13 @@ cdef class BroadcastTo(_Builtin):
         return (_sum_to_g(gys[0], _shape_of(self._in0), graph),)
 
 
+def broadcast_to(x, shape):
+    """x broadcast to shape; its gradient is summed back to x's shape."""
+    if _shape_of(x) == tuple(shape):
+        return as_variable(x)
+    return _apply1(BroadcastTo(shape), x)
+
+
 cdef class MatMul(_Builtin):
     """y = x @ W;  gx = gy @ W.T, gW = x.T @ gy."""
     cdef int _arity(self):
@@ -94,6 +126,11 @@ cdef class MatMul(_Builtin):
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return _matmul_bw(self, gys[0], graph)
+
+
+def matmul(x, W):
+    """The matrix product x.dot(W)."""
+    return _apply2(MatMul.__new__(MatMul), x, W)
 
 
 cdef tuple _matmul_bw(Function f, object gy, bint graph):
@@ -162,6 +199,11 @@ cdef class GetItem(_Builtin):
         return (_scatter_add(gys[0], self.slices, in_shape),)
 
 
+def get_item(x, slices):
+    """x[slices] with NumPy indexing; the gradient adds back at those places."""
+    return _apply1(GetItem(slices), x)
+
+
 cdef class GetItemGrad(_Builtin):
     """The backward of GetItem as a Function: y = scatter-add of gy;
     its own backward is get_item(ggx, slices)."""
@@ -202,7 +244,17 @@ cdef class Max(_Builtin):
         return (_broadcast_g(gy, cond.shape, graph) * cond,)
 
 
+def max(x, axis=None, keepdims=False):
+    """The maximum of x over axis, as ndarray.max; its gradient goes where x equals it."""
+    return _apply1(Max(axis, keepdims), x)
+
+
 cdef class Min(Max):
     """y = x.min(axis, keepdims);  gx = gy where x equals the minimum, else 0."""
     cdef object _fwd(self, tuple xs):
         return xs[0].min(axis=self.axis, keepdims=self.keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    """The minimum of x over axis, as ndarray.min; its gradient goes where x equals it."""
+    return _apply1(Min(axis, keepdims), x)
