@@ -15,6 +15,7 @@ try:  # CuPy is an optional dependency.
 except Exception:  # noqa: BLE001  (ImportError, or a CUDA runtime that fails to load)
     cp = None
     cupy = None
+    #: True when CuPy could be imported (DeZero's flag).
     gpu_enable = False
 
 
