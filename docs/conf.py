@@ -35,7 +35,8 @@ html_theme = 'alabaster'
 html_static_path = []
 
 autodoc_member_order = 'bysource'
-autodoc_typehints = 'none'      # nothing is annotated; the stubs are for type checkers
+autodoc_preserve_defaults = True  # np.float32, not <class 'numpy.float32'>
+autodoc_typehints = 'none'  # nothing is annotated; the stubs are for type checkers
 
 
 # --- The API reference pages ---------------------------------------------------
