@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+from sphinx.errors import PycodeError
 from sphinx.pycode import ModuleAnalyzer
 
 import cydezero
@@ -44,7 +45,7 @@ def _module_data(modname):
     """Module-level constants documented with a ``#:`` comment, in source order."""
     try:
         docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
-    except Exception:  # noqa: BLE001 (a module without Python source)
+    except PycodeError:  # a module without Python source
         return []
     return [name for (namespace, name) in docs if namespace == '' and not name.startswith('_')]
 
