@@ -23,19 +23,28 @@ WALKED = MODULES + ('cydezero._core', 'cydezero.__main__')
 _EMBEDDED_SIGNATURE = re.compile(r'\A[\w.]+\(.*\)(\s*->\s*[^\n]+)?\s*(\n|\Z)')
 
 
-# What Cython gives a ``cdef public`` field: "generation: 'int'". A field is
-# data, like a Python attribute, and is not checked (an op's fields are its
-# constructor's arguments, which the class docstring describes); a property
-# is, as a method is.
-_CYTHON_FIELD_DOC = re.compile(r"\A\w+: '?[\w.]+'?\Z")
-
-
+# A ``cdef public`` field of a compiled class is data, like a Python
+# attribute, and is not checked; a property is, as a method is. At run time
+# the two are alike (getset descriptors; under the clinic signature format a
+# field has no __doc__ at all), so the fields are named here: the node types'
+# own, and an op's, which are its constructor's arguments that the class
+# docstring describes.
 def _doc(obj):
     return _EMBEDDED_SIGNATURE.sub('', inspect.getdoc(obj) or '', count=1).strip()
 
 
-def _is_field(member):
-    return inspect.isgetsetdescriptor(member) and _CYTHON_FIELD_DOC.match(member.__doc__ or '')
+NODE_FIELDS = {('Variable', 'name'), ('Variable', 'generation'), ('Function', 'generation')}
+
+
+def _is_field(cls, name, member):
+    if not inspect.isgetsetdescriptor(member) or member.__doc__:
+        return False
+    from cydezero import Function
+    if (cls.__name__, name) in NODE_FIELDS:
+        return True
+    # an op's field: defined by the op class itself, not inherited
+    return (cls.__module__ == 'cydezero._core' and issubclass(cls, Function)
+            and cls is not Function and name in cls.__dict__)
 
 
 def _own_class_doc(cls):
@@ -57,7 +66,7 @@ def undocumented(modname):
             if not _own_class_doc(obj):
                 missing.append(f'{modname}.{name}')
             for mname, member in public_members(obj):
-                if not _is_field(member) and not _doc(getattr(obj, mname)):
+                if not _is_field(obj, mname, member) and not _doc(getattr(obj, mname)):
                     missing.append(f'{modname}.{name}.{mname}')
         elif not _doc(obj):
             missing.append(f'{modname}.{name}')

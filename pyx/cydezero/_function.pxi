@@ -59,10 +59,15 @@ cdef class Function:
         return _apply(self, inputs)
 
     def forward(self, *xs):
+        """Compute the outputs from the input arrays; a subclass defines it
+        (return one array, or a tuple of them)."""
         raise NotImplementedError(
             '{}.forward is not implemented'.format(type(self).__name__))
 
     def backward(self, *gys):
+        """The gradients of the inputs from those of the outputs; a subclass
+        defines it (one gradient per input, None for an input that needs
+        none). It receives Variables, as in DeZero."""
         raise NotImplementedError(
             '{}.backward is not implemented'.format(type(self).__name__))
 

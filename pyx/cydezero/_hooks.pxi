@@ -19,21 +19,27 @@ cdef class HookHandle:
     the hook (calling it again does nothing)."""
     cdef object _var
     cdef Py_ssize_t _key
-    cdef readonly size_t id
+    cdef size_t _id
+
+    @property
+    def id(self):
+        """A number no other hook handle of this process has."""
+        return self._id
 
     def __cinit__(self, Variable v, Py_ssize_t key):
         global _hook_ids
         _hook_ids += 1
-        self.id = _hook_ids
+        self._id = _hook_ids
         self._var = weakref.ref(v)
         self._key = key
 
     def remove(self):
+        """Unregister the hook; calling it again does nothing."""
         v = self._var()
         table = _hooks.get(self._key) if v is not None else None
         if table is None:
             return
-        table.pop(self.id, None)
+        table.pop(self._id, None)
         if not table:
             del _hooks[self._key]
             (<Variable>v)._hooked = False

@@ -22,7 +22,10 @@ cdef inline Variable _new_const(object data):
 @cython.no_gc_clear
 @cython.auto_pickle(False)      # see __reduce__
 cdef class Variable:
-    """A node holding an array, its gradient and the function that made it.
+    """Variable(data, name=None, *, requires_grad=None)
+--
+
+    A node holding an array, its gradient and the function that made it.
 
     ``creator`` is the Function whose output this is (None for a leaf), and
     ``generation`` is one more than the creator's, which is what orders the
@@ -89,32 +92,38 @@ cdef class Variable:
             raise TypeError('register_hook: expected a callable, got {!r}'.format(type(hook)))
         key = <Py_ssize_t><void*>self
         _hooks.setdefault(key, {})
-        handle = HookHandle(self, key)
-        _hooks[key][handle.id] = hook
+        cdef HookHandle handle = HookHandle(self, key)
+        _hooks[key][handle._id] = hook
         self._hooked = True
         return handle
 
     # -- the array it holds ------------------------------------------------
     @property
     def shape(self):
+        """The shape of ``data``."""
         return self.data.shape
 
     @property
     def ndim(self):
+        """The number of dimensions of ``data``."""
         return self.data.ndim
 
     @property
     def size(self):
+        """The number of elements of ``data``."""
         return self.data.size
 
     @property
     def dtype(self):
+        """The dtype of ``data``."""
         return self.data.dtype
 
     def __len__(self):
+        """The length of ``data``'s first axis."""
         return len(self.data)
 
     def __repr__(self):
+        """variable(...) with the array printed as NumPy prints it."""
         if self.data is None:
             return 'variable(None)'
         p = str(self.data).replace('\n', '\n' + ' ' * 9)
@@ -123,6 +132,7 @@ cdef class Variable:
     # -- the graph ---------------------------------------------------------
     @property
     def creator(self):
+        """The Function whose output this is; None for a leaf."""
         return self._creator
 
     @creator.setter
@@ -137,6 +147,7 @@ cdef class Variable:
         self._creator = func
 
     def set_creator(self, Function func):
+        """Record ``func`` as the creator; the generation becomes one more than func's."""
         self.creator = func
         self.generation = func.generation + 1
 
@@ -145,6 +156,7 @@ cdef class Variable:
         self.creator = None
 
     def cleargrad(self):
+        """Forget the gradient (``grad`` becomes None) before a new backward pass."""
         self.grad = None
 
     # -- copy and pickle ---------------------------------------------------
@@ -208,11 +220,13 @@ cdef class Variable:
 
     # -- shape methods and operators --------------------------------------
     def reshape(self, *shape):
+        """This variable with a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
         return reshape(self, shape)
 
     def transpose(self, *axes):
+        """This variable with its axes permuted: ``x.transpose()``, ``x.transpose(1, 0)``."""
         if len(axes) == 0:
             axes = None
         elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
@@ -221,12 +235,15 @@ cdef class Variable:
 
     @property
     def T(self):
+        """The transpose, axes reversed."""
         return transpose(self)
 
     def sum(self, axis=None, keepdims=False):
+        """The sum over ``axis`` (None: all axes), as ``functions.sum``."""
         return sum(self, axis, keepdims)
 
     def matmul(self, W):
+        """The matrix product with ``W``, as ``functions.matmul``."""
         return matmul(self, W)
 
     def matmaul(self, W):
@@ -234,54 +251,70 @@ cdef class Variable:
         return matmul(self, W)
 
     def dot(self, W):
+        """The matrix product with ``W`` (the same as ``matmul``)."""
         return matmul(self, W)
 
     def max(self, axis=None, keepdims=False):
+        """The maximum over ``axis``, as ``functions.max``."""
         return max(self, axis, keepdims)
 
     def min(self, axis=None, keepdims=False):
+        """The minimum over ``axis``, as ``functions.min``."""
         return min(self, axis, keepdims)
 
     def __getitem__(self, slices):
+        """``x[slices]``, differentiable, as ``functions.get_item``."""
         return get_item(self, slices)
 
     def __add__(self, other):
+        """self + other, recorded as an ``Add``."""
         return _apply2(Add.__new__(Add), self, other)
 
     def __radd__(self, other):
+        """other + self, recorded as an ``Add``."""
         return _apply2(Add.__new__(Add), self, other)
 
     def __sub__(self, other):
+        """self - other, recorded as a ``Sub``."""
         return _apply2(Sub.__new__(Sub), self, other)
 
     def __rsub__(self, other):
+        """other - self, recorded as a ``Sub``."""
         return _apply2(Sub.__new__(Sub), other, self)
 
     def __mul__(self, other):
+        """self * other, recorded as a ``Mul``."""
         return _apply2(Mul.__new__(Mul), self, other)
 
     def __rmul__(self, other):
+        """other * self, recorded as a ``Mul``."""
         return _apply2(Mul.__new__(Mul), self, other)
 
     def __truediv__(self, other):
+        """self / other, recorded as a ``Div``."""
         return _apply2(Div.__new__(Div), self, other)
 
     def __rtruediv__(self, other):
+        """other / self, recorded as a ``Div``."""
         return _apply2(Div.__new__(Div), other, self)
 
     def __neg__(self):
+        """-self, recorded as a ``Neg``."""
         return _apply1(Neg.__new__(Neg), self)
 
     def __pow__(self, c, mod):
+        """self ** c for a constant ``c``, recorded as a ``Pow``."""
         return pow(self, c)
 
     # -- devices -----------------------------------------------------------
     def to_cpu(self):
+        """Move ``data`` to the CPU, as a NumPy array (the gradient stays where it is, as in DeZero)."""
         if self.data is not None:
             from cydezero import cuda
             self.data = cuda.as_numpy(self.data)
 
     def to_gpu(self):
+        """Move ``data`` to the GPU, as a CuPy array (needs CuPy; the gradient stays where it is)."""
         if self.data is not None:
             from cydezero import cuda
             self.data = cuda.as_cupy(self.data)
