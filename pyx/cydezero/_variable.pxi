@@ -308,13 +308,13 @@ cdef class Variable:
 
     # -- devices -----------------------------------------------------------
     def to_cpu(self):
-        """Move ``data`` to the CPU, as a NumPy array (the gradient stays where it is, as in DeZero)."""
+        """Move ``data`` to the CPU as a NumPy array (``grad`` stays, as in DeZero)."""
         if self.data is not None:
             from cydezero import cuda
             self.data = cuda.as_numpy(self.data)
 
     def to_gpu(self):
-        """Move ``data`` to the GPU, as a CuPy array (needs CuPy; the gradient stays where it is)."""
+        """Move ``data`` to the GPU as a CuPy array (needs CuPy; ``grad`` stays)."""
         if self.data is not None:
             from cydezero import cuda
             self.data = cuda.as_cupy(self.data)
