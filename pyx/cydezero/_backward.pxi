@@ -206,6 +206,18 @@ cdef inline object _own_acc(Variable x, size_t epoch):
     return x._acc
 
 
+cdef inline object _pass_acc(Variable x, size_t epoch):
+    """x's accumulated gradient if this pass owns it, else None (for the
+    pass's own bookkeeping, where another pass's is simply not ours)."""
+    return x._acc if x._pass == epoch else None
+
+
+cdef inline void _release_acc(Variable x, size_t epoch):
+    """Drop x's accumulated gradient if this pass owns it."""
+    if x._pass == epoch:
+        x._acc = None
+
+
 cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
                              bint from_prior, size_t epoch) except *:
     """Add gx into x's gradient for this pass (starting from x.grad when
@@ -312,7 +324,11 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef Variable cut = None
     cdef size_t epoch
 
-    # Seeds are made before anything is touched, so bad ones change nothing.
+    # The pass in four phases: seed the roots; run the Functions in
+    # generation order (each step: outputs' hooks, the backward, accumulate
+    # into the inputs, free the outputs' gradients); run the leaves' hooks;
+    # commit. Seeds are made before anything is touched, so bad ones change
+    # nothing.
     n = len(roots)
     seeds = [_seed(<Variable>roots[i], seeds[i], graph) for i in range(n)]
     epoch = _begin_pass()
@@ -327,6 +343,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             else:
                 _schedule(heap, x._creator, epoch)
 
+        # Run.
         while heap.n:
             f = heap.pop()
             ys = _live_outputs(f)
@@ -363,7 +380,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 if gx is None or not isinstance(x_obj, Variable):
                     continue
                 x = <Variable>x_obj
-                if x._const:
+                if x._needs_no_grad:
                     continue
                 if not graph:
                     gx = _as_arr(gx)
@@ -378,32 +395,44 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 # Outputs' gradients are consumed: free them now, not at the end.
                 for i in range(n):
                     if ys[i] is not None and (keep is None or id(ys[i]) not in keep):
-                        y = <Variable>ys[i]
-                        if y._pass == epoch:
-                            y._acc = None
+                        _release_acc(<Variable>ys[i], epoch)
 
-        # Leaves' hooks run last, and before anything is committed.
-        for x_obj in (wanted if functional else touched):
-            x = <Variable>x_obj
-            if x._hooked and x._creator is None and x._acc is not None and x._pass == epoch:
-                x._acc = _run_hooks(x, x._acc, graph)
+        # Finish: leaves' hooks, then the results, all or nothing.
+        _run_leaf_hooks(wanted if functional else touched, graph, epoch)
         if functional:
             return [_wanted_grad(<Variable>v, i, cut, graph, epoch) for i, v in enumerate(wanted)]
-        for x_obj in touched:
-            x = <Variable>x_obj
-            if (x._hooked and x._creator is None and x.grad is not None and x._acc is not None
-                    and not any([x_obj is r for r in roots])):
-                prior = _prior_grad(x, graph)
-                x._acc = prior + x._acc if graph else _as_arr(_arith(OP_ADD, prior, x._acc))
+        _add_prior_to_hooked_leaves(touched, roots, graph, epoch)
         _commit(touched, retain, graph, epoch)
         return None
     finally:
         cdz_backprop_off = saved
         for x_obj in touched:
-            x = <Variable>x_obj
-            if x._pass == epoch:
-                x._acc = None
+            _release_acc(<Variable>x_obj, epoch)
         _end_pass(epoch)
+
+
+cdef void _run_leaf_hooks(list leaves, bint graph, size_t epoch) except *:
+    """Leaves' hooks run last, once each leaf's gradient is complete, and
+    before anything is committed."""
+    cdef Variable x
+    for x_obj in leaves:
+        x = <Variable>x_obj
+        if x._hooked and x._creator is None and _pass_acc(x, epoch) is not None:
+            x._acc = _run_hooks(x, x._acc, graph)
+
+
+cdef void _add_prior_to_hooked_leaves(list touched, list roots, bint graph,
+                                      size_t epoch) except *:
+    """A hooked leaf's hooks saw this pass's gradient alone; its earlier
+    .grad is added now (a root's seed already started from it)."""
+    cdef Variable x
+    for x_obj in touched:
+        x = <Variable>x_obj
+        if (x._hooked and x._creator is None and x.grad is not None
+                and _pass_acc(x, epoch) is not None
+                and not any([x_obj is r for r in roots])):
+            prior = _prior_grad(x, graph)
+            x._acc = prior + x._acc if graph else _as_arr(_arith(OP_ADD, prior, x._acc))
 
 
 cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
@@ -418,7 +447,7 @@ cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
     for i in range(n):
         x = <Variable>touched[i]
         if x._creator is None or retain:
-            new[i] = (_commit_grad(x._acc, graph) if x._acc is not None and x._pass == epoch
+            new[i] = (_commit_grad(x._acc, graph) if _pass_acc(x, epoch) is not None
                       else x.grad)
     for i in range(n):
         x = <Variable>touched[i]
@@ -428,7 +457,7 @@ cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
 
 
 cdef object _wanted_grad(Variable v, Py_ssize_t i, Variable cut, bint graph, size_t epoch):
-    if v._acc is not None and v._pass == epoch:
+    if _pass_acc(v, epoch) is not None:
         return _commit_grad(v._acc, graph)
     if cut is not None:
         raise ValueError(
