@@ -23,9 +23,9 @@ cdef class Variable:
     # _acc_owned: _acc is a buffer the engine allocated and nobody else
     # holds, so further gradients may be added into it in place.
     cdef unsigned char _acc_owned
-    # _const: needs no gradient (requires_grad is False): a constant the user
+    # _needs_no_grad: requires_grad is False: a constant the user
     # passed to a function, a variable marked so, or what only they made.
-    cdef unsigned char _const
+    cdef unsigned char _needs_no_grad
     # _hooked: has gradient hooks (kept in a side table, see register_hook).
     cdef unsigned char _hooked
     # _cut: unchain()/unchain_backward() removed its creator.

@@ -281,7 +281,7 @@ cdef class Function:
 
 cdef inline bint _needs_grad(object x):
     """Whether x is a Variable that can receive a gradient."""
-    return isinstance(x, Variable) and not (<Variable>x)._const
+    return isinstance(x, Variable) and not (<Variable>x)._needs_no_grad
 
 
 cdef inline bint _kind_fits(str g, str x):
@@ -335,14 +335,14 @@ cdef object _apply(Function f, tuple inputs):
             if v.generation > gen:
                 gen = v.generation
             any_var = True
-            if not v._const:
+            if not v._needs_no_grad:
                 all_const = False
         elif native:
             d = _check_const(x, f)
         else:
             # Python Functions see every input as a Variable, as in DeZero.
             v = Variable(as_array(x))
-            v._const = True
+            v._needs_no_grad = True
             d = v.data
             if ins is None:
                 ins = list(inputs)
@@ -383,7 +383,7 @@ cdef object _apply(Function f, tuple inputs):
             v = <Variable>f._outs[i]
             v._creator = f
             v.generation = <int>(gen + 1)
-            v._const = no_grad_needed
+            v._needs_no_grad = no_grad_needed
         if cdz_anomaly:
             _record_site(f)
     if outs is None:

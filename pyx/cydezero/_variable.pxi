@@ -14,7 +14,7 @@ cdef inline Variable _new_var(object data):
 
 cdef inline Variable _new_const(object data):
     cdef Variable v = _new_var(data)
-    v._const = True
+    v._needs_no_grad = True
     return v
 
 
@@ -73,14 +73,14 @@ cdef class Variable:
         """Whether backward computes a gradient for this variable (True
         unless set False). What is computed only from variables that need
         no gradient needs none either, and costs no backward work."""
-        return not self._const
+        return not self._needs_no_grad
 
     @requires_grad.setter
     def requires_grad(self, value):
         if value and self.data is not None and self.data.dtype.kind not in 'fc':
             raise TypeError('requires_grad=True needs floating-point data, got dtype {} '
                             '(shape {})'.format(self.data.dtype, self.data.shape))
-        self._const = not value
+        self._needs_no_grad = not value
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` with this variable's gradient (a Variable)
@@ -167,7 +167,7 @@ cdef class Variable:
         d = getattr(self, '__dict__', None)
         return (_new_of_type, (type(self),),
                 (self.data, self.name, self.grad, self._creator, self.generation,
-                 bool(self._const), bool(self._cut), d or None))
+                 bool(self._needs_no_grad), bool(self._cut), d or None))
 
     def __setstate__(self, state):
         if type(state) is not tuple or len(state) != 8:
@@ -186,7 +186,7 @@ cdef class Variable:
             self._creator._unlink(<PyObject*>self)
         self._creator = creator
         self.generation = generation
-        self._const = bool(const)
+        self._needs_no_grad = bool(const)
         self._cut = bool(cut)
         if d:
             self.__dict__.update(d)
