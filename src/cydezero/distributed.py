@@ -167,8 +167,9 @@ class Communicator:
         everyone = self.mpi_comm.allgather(signature)
         for r, theirs in enumerate(everyone):
             if theirs != signature:
-                raise ValueError(f'{where}: rank {r} has a model with other parameters than '
-                                 f'rank {self.rank}: {_describe_difference(names, signature, theirs)}')
+                diff = _describe_difference(names, signature, theirs)
+                raise ValueError(f'{where}: rank {r} has a model with other parameters '
+                                 f'than rank {self.rank}: {diff}')
         unset = [n for n, (shape, _) in zip(names, signature) if shape is None]
         if unset:
             raise ValueError(f'{where}: parameters {unset} have no data yet (layers with '
