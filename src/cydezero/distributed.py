@@ -29,6 +29,7 @@ with backward.
 """
 import hashlib
 import numbers
+import pickle
 
 import numpy as np
 
@@ -447,11 +448,20 @@ def scatter_dataset(dataset, comm, root=0, shuffle=False, seed=None):
                           None if dataset.label is None else dataset.label[idx])
                          for idx in shares]
             else:
-                parts = [('indices', idx) for idx in shares]
+                # Pickled here, before any rank waits for it: a data set
+                # that does not pickle (a lambda transform) fails everywhere.
+                try:
+                    whole = np.frombuffer(pickle.dumps(dataset, protocol=5), np.uint8)
+                    parts = [('indices', idx, whole.size) for idx in shares]
+                except Exception as e:
+                    parts = [TypeError(f'scatter_dataset: the root\'s data set does not '
+                                       f'pickle ({type(e).__name__}: {e})')] * comm.size
     part = comm.mpi_comm.scatter(parts, root=root)
     if isinstance(part, Exception):
         raise part
     if part[0] == 'rows':
         return _ArrayShard(part[1], part[2])
-    whole = comm.mpi_comm.bcast(dataset if comm.rank == root else None, root=root)
-    return SubDataset(whole, part[1])
+    if comm.rank != root:
+        whole = np.empty(part[2], np.uint8)
+    comm.mpi_comm.Bcast(whole, root=root)
+    return SubDataset(pickle.loads(whole) if comm.rank != root else dataset, part[1])
