@@ -405,8 +405,9 @@ class _ArrayShard(Dataset):
 
 def _shares(n, size):
     """Rank r's positions in the (shuffled) order: ceil(n / size) of them
-    from n * r // size on. The shares are equal; they overlap (a few
-    examples are used twice) when size does not divide n, as in ChainerMN."""
+    from n * r // size on. The shares are equal; when size does not divide
+    n they overlap, as in ChainerMN, and some examples are used once more
+    than the others."""
     length = -(-n // size)
     return [(n * r // size, n * r // size + length) for r in range(size)]
 

@@ -48,7 +48,8 @@ def labels_of(share):
 
 def check_shares(comm, agree, n, labels, order):
     """Equal lengths ceil(n / size); every rank's labels a contiguous run of
-    ``order``; together every example, each at most twice."""
+    ``order``; together every example, as evenly as possible (the counts
+    differ by at most one)."""
     length = -(-n // comm.size)
     agree(len(labels) == length, f'{len(labels)} examples, expected {length}')
     position = {int(v): i for i, v in enumerate(order)}
@@ -56,7 +57,7 @@ def check_shares(comm, agree, n, labels, order):
     agree(labels == [int(v) for v in order[start:start + length]], 'not a run of the order')
     everyone = comm.mpi_comm.allgather(labels)
     seen = np.bincount(np.concatenate(everyone), minlength=n)
-    agree(seen.min() >= 1 and seen.max() <= 2 and seen.sum() == comm.size * length,
+    agree(seen.min() >= 1 and seen.max() - seen.min() <= 1 and seen.sum() == comm.size * length,
           f'coverage {seen}')
 
 
