@@ -89,24 +89,52 @@ class Checkpoint(Function):
     def backward(self, *gys):
         inputs = self.inputs
         n = len(self.var_pos)
-        create_graph = Config.enable_backprop  # the engine sets it to create_graph
-        if create_graph:
-            # Recompute on the caller's own Variables, so the gradients
-            # stay differentiable with respect to them.
-            xs = list(inputs[:n])
-        else:
-            xs = [Variable(x.data) for x in inputs[:n]]
+        # The engine refuses to differentiate, inside a backward pass, a
+        # Variable that the pass itself is differentiating (the Parameters
+        # func captured, and with create_graph the inputs). So the fresh
+        # graph runs on stand-ins: new leaves for the inputs, and for each
+        # captured leaf a new leaf swapped into the nodes that use it.
+        xs = [Variable(x.data) for x in inputs[:n]]
         outs = self._rerun(xs)
+        stand_in = {id(p): Variable(p.data) for p in inputs[n:]}
+        _relink(outs, stand_in, stop=())
         pairs = [(y, g) for y, g in zip(outs, gys) if g is not None]
-        wrt = [(i, x) for i, x in enumerate(xs + list(inputs[n:])) if _is_float(x)]
+        wrt = [(i, x) for i, x in enumerate(xs + [stand_in[id(p)] for p in inputs[n:]])
+               if _is_float(x)]
         if not pairs or not wrt:
             return (None,) * len(inputs)
+        create_graph = Config.enable_backprop  # the engine sets it to create_graph
         gs = grad([y for y, _ in pairs], [x for _, x in wrt],
                   grad_outputs=[g for _, g in pairs], create_graph=create_graph)
+        if create_graph:
+            # Point the recorded gradient graph back at the real Variables,
+            # so that it can be differentiated with respect to them.
+            back = {id(s): x for s, x in zip(xs + [stand_in[id(p)] for p in inputs[n:]],
+                                              inputs)}
+            _relink([g for g in gs if g is not None], back, stop={id(g) for g in gys})
         result = [None] * len(inputs)
         for (i, _), g in zip(wrt, gs):
             result[i] = g
         return tuple(result)
+
+
+def _relink(outs, swap, stop):
+    """In every node of the graph behind ``outs``, replace each input whose
+    id is a key of ``swap`` by its value. The walk does not go behind the
+    Variables it swaps nor behind those whose id is in ``stop``."""
+    seen = set()
+    stack = [y.creator for y in outs if y.creator is not None and id(y) not in stop]
+    while stack:
+        f = stack.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        xs = f.inputs or ()
+        if any(id(x) in swap for x in xs):
+            f.inputs = [swap.get(id(x), x) for x in xs]
+        for x in xs:
+            if id(x) not in swap and id(x) not in stop and x.creator is not None:
+                stack.append(x.creator)
 
 
 def checkpoint(func, *inputs):
