@@ -518,6 +518,21 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     return LayerNorm(eps)(x, gamma, beta)
 
 
+class _MaskedSoftmax(Softmax):
+    """Softmax in which a row whose entries are all -inf (nothing takes
+    part) gives zeros instead of NaN, as PyTorch's attention does; such a
+    row's gradient is then zero too. The backward is Softmax's."""
+
+    def forward(self, x):
+        xp = _xp(x)
+        m = x.max(axis=self.axis, keepdims=True)
+        m = xp.where(xp.isneginf(m), xp.zeros((), x.dtype), m)
+        y = xp.exp(x - m)
+        s = y.sum(axis=self.axis, keepdims=True)
+        y /= xp.where(s == 0, xp.ones((), x.dtype), s)
+        return y
+
+
 def scaled_dot_product_attention(q, k, v, mask=None, is_causal=False, scale=None,
                                  dropout_p=0.0):
     """softmax(q @ k^T * scale + bias, axis=-1) @ v for q (..., L, E),
@@ -527,7 +542,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, is_causal=False, scale=None
     ``mask`` (broadcast to (..., L, S)) is PyTorch's: a boolean array whose
     True entries take part (False ones get -inf before the softmax), or a
     float array added to the scores. ``is_causal`` lets position i attend
-    to positions j <= i. A row where nothing takes part gives NaN.
+    to positions j <= i. A row where nothing takes part gives zeros (and
+    zero gradients), as PyTorch 2.13 gives.
     ``dropout_p`` drops attention weights as ``dropout`` does, in training
     only (``Config.train``).
     """
@@ -549,7 +565,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, is_causal=False, scale=None
             scores = scores + xp.where(m, xp.zeros((), scores.dtype), neg_inf)
         else:
             scores = scores + mask
-    weights = softmax(scores, axis=-1)
+    weights = _MaskedSoftmax(-1)(scores) if mask is not None else softmax(scores, axis=-1)
     if dropout_p > 0:
         weights = dropout(weights, dropout_p)
     return batched_matmul(weights, v)

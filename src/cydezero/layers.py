@@ -585,6 +585,10 @@ class MultiHeadAttention(Layer):
         y = F.reshape(y, (N, T, self.num_heads, self.embed_dim // self.num_heads))
         return F.transpose(y, (0, 2, 1, 3))
 
+    def __call__(self, query, key=None, value=None, mask=None):
+        # Layer.__call__ takes positional inputs only; mask is a keyword here.
+        return super().__call__(query, key, value, mask)
+
     def forward(self, query, key=None, value=None, mask=None):
         key = query if key is None else key
         value = key if value is None else value
