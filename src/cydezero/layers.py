@@ -79,6 +79,38 @@ def _write_npz(f, arrays):
                                           allow_pickle=False)
 
 
+def _save_npz(path, arrays):
+    """Write ``arrays`` to the ``.npz`` file ``path`` (or an open file) so
+    that it appears complete or not at all: written to a temporary file in
+    the same directory, then renamed over ``path``. ``save_weights`` and the
+    optimizers' ``save_state`` both write through this."""
+    if hasattr(path, 'write'):  # an open file: no rename possible
+        _write_npz(path, arrays)
+        return
+    path = _npz_path(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+    while True:
+        tmp = os.path.join(directory, f'.{base}.{os.urandom(6).hex()}.tmp')
+        try:
+            fd = os.open(tmp, flags, 0o666)  # mode as np.savez's, via umask
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            _write_npz(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class Layer:
     """A container of Parameters and sub-Layers.
 
@@ -186,31 +218,7 @@ class Layer:
                     'was written')
             arrays[key] = cuda.as_numpy(param.data)
 
-        if hasattr(path, 'write'):  # an open file: no rename possible
-            _write_npz(path, arrays)
-            return
-        path = _npz_path(path)
-        directory, base = os.path.split(os.path.abspath(path))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
-        while True:
-            tmp = os.path.join(directory, f'.{base}.{os.urandom(6).hex()}.tmp')
-            try:
-                fd = os.open(tmp, flags, 0o666)  # mode as np.savez's, via umask
-                break
-            except FileExistsError:
-                continue
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                _write_npz(f, arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-            raise
+        _save_npz(path, arrays)
 
     def load_weights(self, path):
         """Set every parameter's data from the ``.npz`` file ``path``
