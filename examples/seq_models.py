@@ -18,13 +18,13 @@ import sys
 import time
 
 import numpy as np
+from cydezero.optimizers.lr_scheduler import CosineAnnealingLR
 
 import cydezero
 import cydezero.functions as F
 import cydezero.layers as L
 from cydezero import optimizers
 from cydezero.models import Model
-from cydezero.optimizers.lr_scheduler import CosineAnnealingLR
 
 
 # =============================================================================

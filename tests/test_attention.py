@@ -3,12 +3,12 @@ L.MultiHeadAttention: gradients against central differences, values and
 gradients against PyTorch with the same weights (skipped without torch)."""
 import numpy as np
 import pytest
+from conftest import num_grads
 
 import cydezero
 import cydezero.functions as F
 import cydezero.layers as L
 from cydezero import Variable
-from conftest import num_grads
 
 RNG = np.random.default_rng(0)
 

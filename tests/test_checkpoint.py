@@ -7,12 +7,12 @@ import weakref
 
 import numpy as np
 import pytest
+from conftest import num_grads
 
 import cydezero
 import cydezero.functions as F
 import cydezero.layers as L
 from cydezero import Variable
-from conftest import num_grads
 
 
 def make_mlp(depth, width, seed=0):

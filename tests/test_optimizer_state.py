@@ -6,11 +6,11 @@ import pickle
 
 import numpy as np
 import pytest
+from cydezero.optimizers.lr_scheduler import CosineAnnealingLR
 
 import cydezero.functions as F
 import cydezero.optimizers as O
 from cydezero.models import MLP
-from cydezero.optimizers.lr_scheduler import CosineAnnealingLR, StepLR
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(16, 60)).astype(np.float32)
@@ -125,7 +125,7 @@ def test_load_state_dict_checks_everything_before_changing_anything():
 
 
 def test_save_state_refuses_what_it_cannot_write_back(tmp_path):
-    m, opt, _ = make('SGD', 0, False)
+    _, opt, _ = make('SGD', 0, False)
     opt.note = object()
     with pytest.raises(TypeError, match="hyperparameter 'note' is a object"):
         opt.save_state(tmp_path / 'o.npz')

@@ -16,6 +16,7 @@ from cydezero import (  # noqa: F401
     cuda,
     dataloaders,
     datasets,
+    functional,
     functions,
     functions_conv,
     layers,
@@ -24,7 +25,6 @@ from cydezero import (  # noqa: F401
     transforms,
     utils,
 )
-from cydezero import functional  # noqa: F401,E402  (after functions: it uses the engine only)
 from cydezero._alias import install_as_dezero  # noqa: F401
 from cydezero._checkpoint import checkpoint  # noqa: F401
 from cydezero._core import grad  # noqa: F401

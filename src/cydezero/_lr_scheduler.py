@@ -14,7 +14,7 @@ rate as ``initial_lr`` (as PyTorch's param groups do), which its
 """
 import math
 
-__all__ = ['LRScheduler', 'StepLR', 'ExponentialLR', 'CosineAnnealingLR', 'LambdaLR']
+__all__ = ['CosineAnnealingLR', 'ExponentialLR', 'LRScheduler', 'LambdaLR', 'StepLR']
 
 
 def _rate_attr(optimizer):

@@ -26,7 +26,7 @@ from cydezero import cuda
 from cydezero._core import Function, Variable, grad
 from cydezero.core import using_config
 
-__all__ = ['vjp', 'jvp', 'jacobian', 'hessian', 'hvp', 'vhp']
+__all__ = ['hessian', 'hvp', 'jacobian', 'jvp', 'vhp', 'vjp']
 
 
 # =============================================================================

@@ -502,8 +502,8 @@ class Adam(Optimizer):
 # =============================================================================
 # Registered as a submodule too, so that PyTorch's spelling works:
 # ``from cydezero.optimizers.lr_scheduler import StepLR``.
-import sys as _sys  # noqa: E402
+import sys as _sys
 
-from cydezero import _lr_scheduler as lr_scheduler  # noqa: E402
+from cydezero import _lr_scheduler as lr_scheduler
 
 _sys.modules[__name__ + '.lr_scheduler'] = lr_scheduler
