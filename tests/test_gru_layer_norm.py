@@ -196,3 +196,24 @@ def test_dropout_layer_masks_and_scales_in_training_only():
 def test_dropout_layer_rejects_a_bad_ratio():
     with pytest.raises(ValueError, match=r'dropout_ratio must lie in \[0, 1\], got 1.5'):
         L.Dropout(1.5)
+
+
+def test_gru_follows_its_equations_written_in_numpy():
+    # The equations of the docstring, independently of torch.
+    np.random.seed(2)
+    gru = L.GRU(3, in_size=2)
+    to64(gru)
+    for p in gru.params():
+        p.data = p.data + RNG.normal(size=p.shape) * 0.3
+    P = {k: p.data for k, p in gru._named_params()}
+
+    def sig(a):
+        return 1 / (1 + np.exp(-a))
+    xs = RNG.normal(size=(3, 4, 2))
+    h = np.zeros((4, 3))
+    for x, got in zip(xs, run_gru(gru, xs)):
+        r = sig(x @ P['x2r/W'] + P['x2r/b'] + h @ P['h2r/W'])
+        z = sig(x @ P['x2z/W'] + P['x2z/b'] + h @ P['h2z/W'])
+        n = np.tanh(x @ P['x2n/W'] + P['x2n/b'] + r * (h @ P['h2n/W'] + P['h2n/b']))
+        h = (1 - z) * n + z * h
+        np.testing.assert_allclose(got.data, h, rtol=1e-12, atol=1e-14)
