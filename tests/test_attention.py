@@ -191,3 +191,14 @@ def test_multi_head_attention_explains_bad_shapes():
         L.MultiHeadAttention(3, embed_dim=8)
     with pytest.raises(ValueError, match=r'query must be 3-d \(N, T, E\), got shape \(3, 4\)'):
         L.MultiHeadAttention(2)(np.ones((3, 4)))
+
+
+def test_attention_values_follow_the_formula_in_numpy():
+    q, k, v = (RNG.normal(size=(2, 3, 4)), RNG.normal(size=(2, 5, 4)),
+               RNG.normal(size=(2, 5, 3)))
+    mask = masks()['bool']
+    s = q @ k.transpose(0, 2, 1) / 2.0 + np.where(mask, 0.0, -np.inf)  # 1/sqrt(4)
+    w = np.exp(s - s.max(axis=-1, keepdims=True))
+    w /= w.sum(axis=-1, keepdims=True)
+    y = F.scaled_dot_product_attention(q, k, v, mask=mask)
+    np.testing.assert_allclose(y.data, w @ v, rtol=1e-12, atol=1e-14)
