@@ -50,7 +50,11 @@ extensions = [
 # backward). The C loops index raw pointers, which these directives do not
 # touch (1% more instructions per node on a scalar chain).
 directives = {
+    # Signatures in the clinic format (`__text_signature__`), so that
+    # inspect.signature, help() and Sphinx see the compiled functions' and
+    # methods' parameters; a class states its own at the head of its docstring.
     "embedsignature": True,
+    "embedsignature.format": "clinic",
     "boundscheck": True,
     "wraparound": True,
     "initializedcheck": DEBUG,

@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import workloads as W
+import workloads as W  # noqa: E402 (found through the path set just above)
 
 PEERS = ("cydezero", "dezero", "torch", "numpy")
 

@@ -43,9 +43,11 @@ for want in ('cydezero/_core.pyi', 'cydezero/py.typed'):
     assert want in names, f"{want} missing from the wheel"
 assert any(n.startswith('cydezero/_core.') and n.endswith('.so') for n in names), "no compiled module"
 src = tarfile.open(sdist).getnames()
-for want in ('pyx/cydezero/_core.pyx', 'pyx/cydezero/_core.pxd', 'pyx/cydezero/_kernels.pxd',
-             'pyx/cydezero/_sum_order.pxi', 'pyx/cydezero/__init__.pxd', 'setup.py',
-             'pyproject.toml'):
+import pathlib
+parts = sorted(f'pyx/cydezero/{p.name}' for p in pathlib.Path('pyx/cydezero').glob('*.pxi'))
+assert parts, "no .pxi parts found next to _core.pyx"
+for want in ['pyx/cydezero/_core.pyx', 'pyx/cydezero/_core.pxd', 'pyx/cydezero/_kernels.pxd',
+             'pyx/cydezero/__init__.pxd', 'setup.py', 'pyproject.toml'] + parts:
     assert any(n.endswith(want) for n in src), f"{want} missing from the sdist"
 assert not any(n.endswith('.c') for n in src), "generated C in the sdist"
 print(f"wheel: {len(names)} files, sdist: {len(src)} files, contents as expected")

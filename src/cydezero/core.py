@@ -32,8 +32,8 @@ from cydezero._core import (  # noqa: F401
     sub,
 )
 
-# The array types a Variable may hold (DeZero's name): NumPy's, and CuPy's
-# when CuPy is installed.
+#: The array types a Variable may hold, NumPy's and, when CuPy is
+#: installed, CuPy's (DeZero's name).
 array_types = np.ndarray if cuda.cupy is None else (np.ndarray, cuda.cupy.ndarray)
 
 

@@ -10,12 +10,13 @@ from cydezero._core import Variable
 
 try:  # CuPy is an optional dependency.
     import cupy as cp
-    cupy = cp
-    gpu_enable = True
 except Exception:  # noqa: BLE001  (ImportError, or a CUDA runtime that fails to load)
     cp = None
-    cupy = None
-    gpu_enable = False
+
+#: The ``cupy`` module, or None when CuPy cannot be imported (DeZero's name).
+cupy = cp
+#: True when CuPy could be imported (DeZero's flag).
+gpu_enable = cp is not None
 
 
 def _unwrap(x):

@@ -10,6 +10,7 @@ from cydezero import cuda
 from cydezero.datasets import Dataset, _identity
 
 # DeZero's flag; found without importing Pillow (the loaders never need it).
+#: True when Pillow is installed (DeZero's flag).
 pil_available = importlib.util.find_spec('PIL') is not None
 
 # dtypes for which fancy indexing gives exactly what stacking the examples
@@ -63,12 +64,15 @@ class DataLoader:
         return batch
 
     def next(self):
+        """The next batch (DeZero's spelling of ``next(loader)``)."""
         return self.__next__()
 
     def to_cpu(self):
+        """Give the following batches as NumPy arrays."""
         self.gpu = False
 
     def to_gpu(self):
+        """Give the following batches as CuPy arrays (CuPy must be installed)."""
         self.gpu = True
 
     def _batch(self, indices):

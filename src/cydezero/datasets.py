@@ -50,7 +50,8 @@ class Dataset:
         return len(self.data)
 
     def prepare(self):
-        pass
+        """Fill ``self.data`` and ``self.label``; called by the constructor.
+        Subclasses override it (the base class leaves both None)."""
 
 
 # =============================================================================
@@ -101,6 +102,7 @@ class Spiral(Dataset):
     """:func:`get_spiral` as a Dataset."""
 
     def prepare(self):
+        """Generate the points (see :func:`get_spiral`)."""
         self.data, self.label = get_spiral(self.train)
 
 
@@ -114,6 +116,7 @@ class SinCurve(Dataset):
     """
 
     def prepare(self):
+        """Sample the curve (see the class docstring)."""
         x = np.linspace(0, 2 * np.pi, 1000)
         noise = np.random.uniform(-0.05, 0.05, size=x.shape)
         y = np.sin(x) + noise if self.train else np.cos(x)
@@ -229,6 +232,7 @@ class MNIST(Dataset):
         super().__init__(train, transform, target_transform)
 
     def prepare(self):
+        """Read the IDX files, downloading them on first use."""
         prefix = 'train' if self.train else 't10k'
         bases = (self.url,) + tuple(self.mirrors)
         image_path = _get_file_from(
@@ -246,6 +250,7 @@ class MNIST(Dataset):
 
     @staticmethod
     def labels():
+        """``{class index: name}``: the digits '0' to '9'."""
         return {i: str(i) for i in range(10)}
 
 
@@ -279,6 +284,8 @@ class CIFAR10(Dataset):
         super().__init__(train, transform, target_transform)
 
     def prepare(self):
+        """Read the cached arrays, or the downloaded archive on first use
+        (and cache its arrays)."""
         self.data, self.label = load_cache_npz(self.url, self.train)
         if self.data is not None:
             return
@@ -302,6 +309,7 @@ class CIFAR10(Dataset):
 
     @staticmethod
     def labels():
+        """``{class index: name}`` for the 10 classes."""
         return dict(enumerate([
             'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
             'horse', 'ship', 'truck']))
@@ -356,6 +364,8 @@ class CIFAR100(CIFAR10):
         return self.url if self.label_type == 'fine' else self.url + '.coarse'
 
     def prepare(self):
+        """Read the cached arrays of ``label_type``, or the downloaded archive
+        on first use (and cache its arrays)."""
         self.data, self.label = load_cache_npz(self._cache_name(), self.train)
         if self.data is not None:
             return
@@ -369,6 +379,8 @@ class CIFAR100(CIFAR10):
 
     @staticmethod
     def labels(label_type='fine'):
+        """``{class index: name}`` for the 100 fine classes, or the 20 coarse
+        ones with ``label_type='coarse'``."""
         names = _CIFAR100_FINE if label_type == 'fine' else _CIFAR100_COARSE
         return dict(enumerate(names))
 
@@ -401,6 +413,7 @@ class Shakespear(Dataset):
            'tinyshakespeare/input.txt')
 
     def prepare(self):
+        """Read the text, downloading it on first use, and number its characters."""
         path = utils.get_file(self.url, 'shakespear.txt')
         with open(path, 'r', encoding='utf-8') as f:
             text = f.read()

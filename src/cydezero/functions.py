@@ -248,7 +248,7 @@ def softmax_cross_entropy(x, t):
 
 class SigmoidCrossEntropy(Function):
     """y = -sum(t log(p) + (1 - t) log(1 - p)) / N with p = sigmoid(x) and
-    N = len(x), computed stably as sum(max(x, 0) - x t + log(1 + exp(-|x|))) / N;
+    N = len(x), computed stably as sum(max(x, 0) - x t + log(1 + exp(-abs(x)))) / N;
     gx = gy * (sigmoid(x) - t) / N, gt = -gy * x / N."""
 
     def forward(self, x, t):

@@ -58,6 +58,7 @@ class Sequential(Model):
             self.layers.append(layer)
 
     def forward(self, x):
+        """``x`` through each of the layers in turn."""
         for layer in self.layers:
             x = layer(x)
         return x
@@ -80,6 +81,7 @@ class MLP(Model):
                              'layer size')
 
     def forward(self, x):
+        """The output of the last layer (no activation after it)."""
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))
         return self.layers[-1](x)
@@ -120,6 +122,7 @@ class VGG16(Model):
             self.load_weights(utils.get_file(VGG16.WEIGHTS_PATH))
 
     def forward(self, x):
+        """Class scores (N, 1000) for a batch ``x`` of shape (N, 3, 224, 224)."""
         blocks = ((self.conv1_1, self.conv1_2),
                   (self.conv2_1, self.conv2_2),
                   (self.conv3_1, self.conv3_2, self.conv3_3),
@@ -198,6 +201,7 @@ class ResNet(Model):
             self.load_weights(utils.get_file(ResNet.WEIGHTS_PATH.format(n_layers)))
 
     def forward(self, x):
+        """Class scores (N, 1000) for a batch ``x`` of shape (N, 3, H, W)."""
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.pooling(x, kernel_size=3, stride=2)
         x = self.res2(x)
@@ -209,16 +213,22 @@ class ResNet(Model):
 
 
 class ResNet152(ResNet):
+    """``ResNet(n_layers=152)``: ResNet-152, with the pretrained weights on request."""
+
     def __init__(self, pretrained=False):
         super().__init__(152, pretrained)
 
 
 class ResNet101(ResNet):
+    """``ResNet(n_layers=101)``: ResNet-101, with the pretrained weights on request."""
+
     def __init__(self, pretrained=False):
         super().__init__(101, pretrained)
 
 
 class ResNet50(ResNet):
+    """``ResNet(n_layers=50)``: ResNet-50, with the pretrained weights on request."""
+
     def __init__(self, pretrained=False):
         super().__init__(50, pretrained)
 
@@ -240,6 +250,7 @@ class BuildingBlock(Layer):
             self._forward.append(name)
 
     def forward(self, x):
+        """``x`` through ``a``, ``b1``, ``b2``, ... in turn."""
         for name in self._forward:
             x = getattr(self, name)(x)
         return x
@@ -273,6 +284,7 @@ class BottleneckA(Layer):
         self.bn4 = L.BatchNorm()
 
     def forward(self, x):
+        """The block's output; see the class docstring."""
         h1 = F.relu(self.bn1(self.conv1(x)))
         h1 = F.relu(self.bn2(self.conv2(h1)))
         h1 = self.bn3(self.conv3(h1))
@@ -297,6 +309,7 @@ class BottleneckB(Layer):
         self.bn3 = L.BatchNorm()
 
     def forward(self, x):
+        """The block's output; see the class docstring."""
         h = F.relu(self.bn1(self.conv1(x)))
         h = F.relu(self.bn2(self.conv2(h)))
         h = self.bn3(self.conv3(h))
@@ -335,6 +348,7 @@ class Fire(Layer):
         self.expand3x3 = L.Conv2d(expand3x3, 3, pad=1, in_channels=squeeze)
 
     def forward(self, x):
+        """The concatenated expand outputs, (N, expand1x1 + expand3x3, H, W)."""
         h = F.relu(self.squeeze(x))
         return _ConcatChannels()(F.relu(self.expand1x1(h)),
                                  F.relu(self.expand3x3(h)))
@@ -362,6 +376,7 @@ class SqueezeNet(Model):
                 'train it, or load weights of your own with load_weights()')
 
     def forward(self, x):
+        """Class scores (N, 1000) for a batch ``x`` of shape (N, 3, H, W)."""
         x = F.relu(self.conv1(x))
         x = F.pooling(x, 3, 2)
         x = self.fire3(self.fire2(x))

@@ -44,11 +44,8 @@ def __getattr__(name):
 
 
 class Compose:
-    """Apply ``transforms`` one after the other.
-
-    Args:
-        transforms (list): callables, each taking and returning one example.
-    """
+    """Apply ``transforms`` (a list of callables, each taking and returning
+    one example) one after the other."""
 
     def __init__(self, transforms=[]):  # noqa: B006 (DeZero's signature)
         # A fresh list for the (shared) default, so appending to one

@@ -258,8 +258,9 @@ def get_file(url, file_name=None):
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         if isinstance(e, Exception):
-            raise OSError(f'could not download {url} to {file_path} ({type(e).__name__}: {e}); if you are '
-                          'offline, put the file at that path by hand') from e
+            raise OSError(f'could not download {url} to {file_path} '
+                          f'({type(e).__name__}: {e}); if you are offline, '
+                          'put the file at that path by hand') from e
         raise
     print(' Done')
     return file_path

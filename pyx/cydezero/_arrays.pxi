@@ -1,0 +1,221 @@
+# Arrays: what counts as one, the 0-d float64 arithmetic of scalar graphs,
+# and the array-level helpers DeZero exports (as_array, sum_to_array, ...).
+# Part of the _core module (included by _core.pyx).
+
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from libc.math cimport fabs
+from libc.float cimport DBL_MIN, DBL_MAX
+
+import sys
+
+import numpy as np
+cimport numpy as cnp
+
+cdef type ndarray = np.ndarray
+
+
+cdef inline bint _is_gpu_array(object x):
+    # CuPy is optional and never imported here: if the user has a CuPy array,
+    # CuPy is already in sys.modules.
+    cp = sys.modules.get('cupy')
+    return cp is not None and isinstance(x, cp.ndarray)
+
+
+cdef inline bint _is_array(object x):
+    return type(x) is ndarray or isinstance(x, ndarray) or _is_gpu_array(x)
+
+
+cdef type float64 = np.float64
+
+
+cdef inline object _as_arr(object y):
+    """NumPy turns 0-d results into scalars; DeZero's data is always an array."""
+    if type(y) is ndarray:
+        return y
+    if type(y) is float64:
+        return _new_f64(PyFloat_AS_DOUBLE(y))
+    if isinstance(y, np.generic):
+        return np.asarray(y)
+    return y
+
+
+# The fast path for scalar graphs: +, -, *, / on 0-d float64 arrays (or a
+# 0-d float64 array and a Python float) are done in C. IEEE arithmetic gives
+# the bit-identical result NumPy would; only the ufunc call is skipped. A
+# result that NumPy would flag (overflow, underflow, NaN, see _plain) is
+# computed again by NumPy, so its warnings and np.errstate still apply.
+cdef enum:
+    OP_ADD, OP_SUB, OP_MUL, OP_DIV
+
+
+cdef inline object _new_f64(double v):
+    cdef cnp.ndarray a = cnp.PyArray_SimpleNew(0, NULL, cnp.NPY_DOUBLE)
+    (<double*>cnp.PyArray_DATA(a))[0] = v
+    return a
+
+
+cdef long long _EXACT_INT = 9007199254740992   # 2**53
+
+
+cdef inline bint _scalar_f64(object x, double* v) except -1:
+    cdef long long i
+    cdef int overflow
+    if type(x) is ndarray:
+        # Read as a C double only when it is one: native byte order, aligned.
+        if (cnp.PyArray_NDIM(<cnp.ndarray>x) == 0
+                and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE
+                and cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray>x)):
+            v[0] = (<double*>cnp.PyArray_DATA(<cnp.ndarray>x))[0]
+            return True
+        return False
+    if type(x) is float:
+        v[0] = PyFloat_AS_DOUBLE(x)
+        return True
+    if type(x) is int:
+        # NumPy turns a Python int into float64 exactly up to 2**53.
+        i = PyLong_AsLongLongAndOverflow(x, &overflow)
+        if overflow == 0 and -_EXACT_INT <= i <= _EXACT_INT:
+            v[0] = <double>i
+            return True
+    return False
+
+
+cdef inline object _negate(object a):
+    cdef double x
+    if type(a) is ndarray and _scalar_f64(a, &x):
+        return _new_f64(-x)
+    return -a
+
+
+cdef inline bint _same_shape(object a, object b):
+    """Whether arrays (or Variables) a and b have one shape, read in C
+    when both are NumPy arrays."""
+    cdef Py_ssize_t i, nd
+    cdef cnp.npy_intp* da
+    cdef cnp.npy_intp* db
+    if isinstance(a, Variable):
+        a = (<Variable>a).data
+    if isinstance(b, Variable):
+        b = (<Variable>b).data
+    if type(a) is ndarray and type(b) is ndarray:
+        nd = cnp.PyArray_NDIM(<cnp.ndarray>a)
+        if nd != cnp.PyArray_NDIM(<cnp.ndarray>b):
+            return False
+        da = cnp.PyArray_DIMS(<cnp.ndarray>a)
+        db = cnp.PyArray_DIMS(<cnp.ndarray>b)
+        for i in range(nd):
+            if da[i] != db[i]:
+                return False
+        return True
+    return _shape_of(a) == _shape_of(b)
+
+
+cdef inline bint _plain(double r, bint exact_zero):
+    """Whether r, the result of one IEEE operation, raised none of the flags
+    NumPy checks: a normal finite number, or a zero the operation gives
+    exactly (exact_zero: an operand was zero, or the operation is + or -,
+    whose zero results are exact). Subnormal results, infinities and NaNs
+    go back to NumPy, which computes the same value and reports it."""
+    cdef double m = fabs(r)
+    if m >= DBL_MIN:
+        return m <= DBL_MAX
+    return r == 0.0 and exact_zero
+
+
+cdef inline object _arith(int op, object a, object b):
+    cdef double x, y, r
+    if _scalar_f64(a, &x) and _scalar_f64(b, &y) and (type(a) is ndarray or type(b) is ndarray):
+        if op == OP_ADD:
+            r = x + y
+        elif op == OP_SUB:
+            r = x - y
+        elif op == OP_MUL:
+            r = x * y
+        else:
+            r = x / y
+        if _plain(r, op <= OP_SUB or x == 0.0 or (op == OP_MUL and y == 0.0)):
+            return _new_f64(r)
+    if op == OP_ADD:
+        return a + b
+    if op == OP_SUB:
+        return a - b
+    if op == OP_MUL:
+        return a * b
+    return a / b
+
+
+def as_array(x, array_module=np):
+    """Turn a Python or NumPy scalar into a 0-d array; leave anything else."""
+    if np.isscalar(x):
+        return array_module.array(x)
+    return x
+
+
+def as_variable(obj):
+    """Return ``obj`` if it is a Variable, else wrap it in one."""
+    if isinstance(obj, Variable):
+        return obj
+    return Variable(obj)
+
+
+cdef inline tuple _shape_of(object x):
+    if isinstance(x, Variable):
+        return (<Variable>x).data.shape
+    if _is_array(x):
+        return x.shape
+    return ()
+
+
+def sum_to_array(x, shape):
+    """Sum the array ``x`` down to ``shape`` (the inverse of broadcasting).
+
+    Axes that broadcasting prepended are summed away; axes where ``shape``
+    has 1 are summed with keepdims. Returns ``x`` itself when nothing to do.
+    """
+    shape = tuple(shape)
+    cdef Py_ssize_t ndim = len(shape)
+    cdef Py_ssize_t lead = x.ndim - ndim
+    if lead == 0 and x.shape == shape:
+        return x
+    if lead < 0 or any([s != 1 and s != xs for s, xs in zip(shape, x.shape[lead:])]):
+        raise ValueError('sum_to: cannot sum an array of shape {} to shape {}'
+                         .format(x.shape, shape))
+    lead_axis = tuple(range(lead))
+    axis = tuple([i + lead for i, sx in enumerate(shape) if sx == 1])
+    if not axis:
+        return _as_arr(x.sum(lead_axis))    # only prepended axes (a bias)
+    y = x.sum(lead_axis + axis, keepdims=True)
+    if lead > 0:
+        y = y.squeeze(lead_axis)
+    return _as_arr(y)
+
+
+cdef tuple _normalize_axes(object axis, Py_ssize_t ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if not isinstance(axis, tuple):
+        axis = (axis,)
+    return tuple([a % ndim if ndim else a for a in axis])
+
+
+def reshape_sum_backward(gy, x_shape, axis, keepdims):
+    """Reshape the gradient of a sum so it broadcasts back to ``x_shape``.
+
+    Works on arrays and on Variables alike (both have ``reshape``).
+    """
+    cdef Py_ssize_t ndim = len(x_shape)
+    if ndim == 0 or axis is None or keepdims:
+        shape = _shape_of(gy)
+    else:
+        shape = list(_shape_of(gy))
+        for a in sorted(_normalize_axes(axis, ndim)):
+            shape.insert(a, 1)
+        shape = tuple(shape)
+    return gy.reshape(shape)
+
+
+def max_backward_shape(x, axis):
+    """The shape of ``max(x, axis)`` with the reduced axes kept as 1."""
+    axes = _normalize_axes(axis, x.ndim)
+    return [1 if ax in axes else s for ax, s in enumerate(x.shape)]

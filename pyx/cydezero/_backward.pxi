@@ -1,0 +1,467 @@
+# The backward pass: Functions in generation order, accumulation that never
+# writes into an array someone else holds, and a commit once every Function has
+# run; one pass at a time per graph; grad().
+# Part of the _core module (included by _core.pyx).
+
+cimport cython
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_acquire_lock,
+                               PyThread_release_lock, PyLockStatus, PY_LOCK_INTR, NOWAIT_LOCK)
+from cpython.exc cimport PyErr_CheckSignals
+from libc.stdlib cimport malloc, realloc, free
+
+import os
+
+import numpy as np
+cimport numpy as cnp
+
+cdef struct _HeapItem:
+    Py_ssize_t gen
+    size_t seq
+    PyObject* f
+
+
+@cython.final
+cdef class _FuncHeap:
+    """A binary max-heap of Functions keyed by (generation, insertion order).
+
+    The latest generation runs first; among equal generations the one pushed
+    last runs first, which is exactly the order DeZero's sorted list gives,
+    so gradients are summed in the same order and come out bit-identical.
+    """
+    cdef _HeapItem* items
+    cdef Py_ssize_t n, cap
+    cdef size_t seq
+
+    def __cinit__(self):
+        self.cap = 64
+        self.items = <_HeapItem*>malloc(self.cap * sizeof(_HeapItem))
+        if self.items == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            Py_DECREF(<object>self.items[i].f)
+        free(self.items)
+
+    cdef inline bint _before(self, Py_ssize_t a, Py_ssize_t b):
+        cdef _HeapItem* x = &self.items[a]
+        cdef _HeapItem* y = &self.items[b]
+        return x.gen > y.gen or (x.gen == y.gen and x.seq > y.seq)
+
+    cdef void push(self, Function f) except *:
+        cdef Py_ssize_t i, parent
+        cdef _HeapItem tmp
+        cdef _HeapItem* grown
+        if self.n == self.cap:
+            grown = <_HeapItem*>realloc(self.items, 2 * self.cap * sizeof(_HeapItem))
+            if grown == NULL:
+                raise MemoryError()
+            self.items = grown
+            self.cap *= 2
+        Py_INCREF(f)
+        i = self.n
+        self.items[i].gen = f.generation
+        self.items[i].seq = self.seq
+        self.items[i].f = <PyObject*>f
+        self.seq += 1
+        self.n += 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            if not self._before(i, parent):
+                break
+            tmp = self.items[i]
+            self.items[i] = self.items[parent]
+            self.items[parent] = tmp
+            i = parent
+
+    cdef Function pop(self):
+        cdef Py_ssize_t i = 0, child, best
+        cdef _HeapItem tmp
+        cdef Function f = <Function>self.items[0].f
+        Py_DECREF(f)   # the reference the heap held; `f` holds its own
+        self.n -= 1
+        self.items[0] = self.items[self.n]
+        while True:
+            child = 2 * i + 1
+            if child >= self.n:
+                break
+            best = child
+            if child + 1 < self.n and self._before(child + 1, child):
+                best = child + 1
+            if not self._before(best, i):
+                break
+            tmp = self.items[i]
+            self.items[i] = self.items[best]
+            self.items[best] = tmp
+            i = best
+        return f
+
+
+# Each backward pass has an epoch, a number no other pass has: functions it
+# scheduled carry it in _mark (the seen set), variables whose gradient it
+# accumulates carry it in _pass.
+cdef size_t _epoch = 0
+
+# Passes run one at a time: two threads accumulating into one graph's
+# variables would add into each other's buffers. A thread may nest passes
+# (a hook calling backward() on another graph); a nested pass that reaches
+# a node an outer pass is still working on raises instead of corrupting it.
+cdef PyThread_type_lock _pass_lock = PyThread_allocate_lock()
+cdef unsigned long _pass_owner = 0      # the thread holding _pass_lock
+cdef list _active = []                  # epochs of the passes in progress, outermost first
+cdef size_t _active_floor = 0           # _active[0], or 0
+
+
+cdef void _enter_pass() except *:
+    """Take the pass lock for this thread (again, when it holds it)."""
+    global _pass_owner
+    cdef unsigned long me = _thread_id()
+    cdef PyLockStatus r
+    if _active and _pass_owner == me:
+        return
+    if not PyThread_acquire_lock(_pass_lock, NOWAIT_LOCK):
+        while True:
+            with nogil:
+                r = _acquire_timed(_pass_lock, -1, 1)
+            if r != PY_LOCK_INTR:
+                break
+            PyErr_CheckSignals()    # raises KeyboardInterrupt (nothing held)
+    _pass_owner = me
+
+
+cdef size_t _begin_pass() except 0:
+    global _epoch, _active_floor
+    _enter_pass()
+    try:
+        _epoch += 1
+        _active.append(_epoch)
+    except BaseException:
+        if not _active:
+            _release_pass()
+        raise
+    _active_floor = _active[0]
+    return _epoch
+
+
+cdef void _end_pass(size_t epoch) noexcept:
+    global _active_floor
+    if _active and _active[len(_active) - 1] == epoch:
+        _active.pop()
+    _active_floor = _active[0] if _active else 0
+    if not _active:
+        _release_pass()
+
+
+cdef void _release_pass() noexcept:
+    global _pass_owner
+    _pass_owner = 0
+    PyThread_release_lock(_pass_lock)
+
+
+def _after_fork_in_child():
+    # A thread that held the lock does not exist in the child.
+    global _pass_lock, _pass_owner, _active_floor
+    if _active and _pass_owner == _thread_id():
+        return      # forked from inside a pass of this very thread
+    _pass_lock = PyThread_allocate_lock()
+    _pass_owner = 0
+    del _active[:]
+    _active_floor = 0
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef object _conflict(object what):
+    return RuntimeError(
+        'backward: {} is part of a backward pass still in progress (a gradient hook or '
+        'a Python backward called backward() or grad() on a graph that the outer pass '
+        'is differentiating); differentiate it after that pass, or from a copy'
+        .format(what))
+
+
+cdef inline void _schedule(_FuncHeap heap, Function c, size_t epoch) except *:
+    """Push c unless this pass already did; a c that an outer pass still in
+    progress scheduled is that pass's, and is not taken over."""
+    if c._mark == epoch:
+        return
+    if c._mark >= _active_floor and c._mark != 0 and c._mark in _active:
+        raise _conflict('a {} whose output gradients'.format(type(c).__name__))
+    c._mark = epoch
+    heap.push(c)
+
+
+cdef inline object _own_acc(Variable x, size_t epoch):
+    """x's gradient accumulated so far by this pass (None if none); an
+    outer pass's is not this pass's to read."""
+    if x._acc is None:
+        return None
+    if x._pass != epoch:
+        raise _conflict('a variable of shape {}'.format(_shape_of(x)))
+    return x._acc
+
+
+cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
+                             bint from_prior, size_t epoch) except *:
+    """Add gx into x's gradient for this pass (starting from x.grad when
+    from_prior). A gradient another variable may hold is never modified:
+    in place only into buffers the engine allocated."""
+    cdef double a, b
+    acc = _own_acc(x, epoch)
+    if acc is None:
+        prior = _prior_grad(x, graph) if from_prior else None
+        touched.append(x)
+        x._pass = epoch
+        if prior is None:
+            x._acc = gx
+            x._acc_owned = False
+        elif graph:
+            x._acc = prior + gx
+        else:
+            x._acc = _as_arr(_arith(OP_ADD, prior, gx))
+            x._acc_owned = True
+    elif graph:
+        x._acc = acc + gx
+    elif x._acc_owned and type(acc) is ndarray and type(gx) is ndarray:
+        if _scalar_f64(acc, &a) and _scalar_f64(gx, &b) and _plain(a + b, True):
+            (<double*>cnp.PyArray_DATA(<cnp.ndarray>acc))[0] = a + b
+        elif _same_shape(acc, gx) and (<cnp.ndarray>acc).dtype == (<cnp.ndarray>gx).dtype:
+            acc += gx
+        else:
+            x._acc = _as_arr(_arith(OP_ADD, acc, gx))
+    else:
+        x._acc = _as_arr(_arith(OP_ADD, acc, gx))
+        x._acc_owned = True
+
+
+cdef object _prior_grad(Variable x, bint graph):
+    """x.grad as the start of this pass's sum: a Variable under create_graph,
+    else its array. DeZero lets user code store an array there too."""
+    g = x.grad
+    if g is None or graph:
+        return g
+    d = _grad_data(g)
+    if d is None:
+        raise TypeError('backward: the .grad of a variable of shape {} is a {!r}; expected '
+                        'a Variable, an array or None'.format(_shape_of(x), type(g)))
+    return d
+
+
+cdef object _commit_grad(object acc, bint graph):
+    if graph:
+        return acc
+    # Broadcast views are read-only; a leaf's gradient is the user's to edit
+    # (optimizer hooks scale it in place), so give it its own buffer.
+    if type(acc) is ndarray and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>acc):
+        acc = acc.copy()
+    return _new_var(acc)
+
+
+cdef object _seed(Variable root, object given, bint graph):
+    """The gradient a pass starts from at root: ones, or what was given."""
+    cdef int t
+    if root.data is None:
+        raise ValueError('backward() called on a Variable whose data is None')
+    if given is None:
+        t = _fast_type(root.data)
+        seed = (_scalar_array(t, 1.0) if t >= 0 and _ndim(root.data) == 0
+                else np.ones_like(root.data))
+        return _new_var(seed) if graph else seed
+    if isinstance(given, Variable):
+        return given if graph else (<Variable>given).data
+    g = _as_arr(given)
+    if not _is_array(g) or g.shape != root.data.shape:
+        raise ValueError('grad_outputs: expected an array of shape {}, got {!r}'
+                         .format(root.data.shape, getattr(g, 'shape', type(g))))
+    return _new_var(g) if graph else g
+
+
+cdef tuple _live_outputs(Function f):
+    """Strong references to f's outputs (None for a dead one), taken before
+    any Python code runs for f: a hook or a Python backward may drop the
+    last other reference to an output, or relink f's outputs."""
+    cdef Py_ssize_t i, n = f._nout
+    cdef tuple ys = PyTuple_New(n)
+    for i in range(n):
+        y = _live(f._outs[i])
+        Py_INCREF(y)
+        PyTuple_SET_ITEM(ys, i, y)
+    return ys
+
+
+cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted):
+    """The backward pass from roots. With wanted None it is
+    ``Variable.backward``: gradients add into ``.grad``. Otherwise no
+    ``.grad`` is read or written and the gradients of ``wanted`` are
+    returned (the functional ``grad``)."""
+    global cdz_backprop_off
+    cdef Function f
+    cdef Variable x, y
+    cdef Py_ssize_t i, n
+    cdef list touched = []
+    cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
+    cdef tuple ys, gys, gxs
+    cdef int saved = cdz_backprop_off
+    cdef bint functional = wanted is not None
+    cdef set keep = {id(v) for v in wanted} if functional else None
+    cdef Variable cut = None
+    cdef size_t epoch
+
+    # Seeds are made before anything is touched, so bad ones change nothing.
+    n = len(roots)
+    seeds = [_seed(<Variable>roots[i], seeds[i], graph) for i in range(n)]
+    epoch = _begin_pass()
+    cdz_backprop_off = not graph
+    try:
+        for i in range(n):
+            x = <Variable>roots[i]
+            _accumulate(x, seeds[i], graph, touched, False, epoch)
+            if x._creator is None:
+                if x._cut:
+                    cut = x
+            else:
+                _schedule(heap, x._creator, epoch)
+
+        while heap.n:
+            f = heap.pop()
+            ys = _live_outputs(f)
+            n = len(ys)
+            # An output's gradient is complete once its creator is up.
+            for i in range(n):
+                if ys[i] is not None and (<Variable>ys[i])._hooked:
+                    y = <Variable>ys[i]
+                    acc = _own_acc(y, epoch)
+                    if acc is not None:
+                        y._acc = _run_hooks(y, acc, graph)
+            gys = PyTuple_New(n)
+            for i in range(n):
+                gy = None
+                if ys[i] is not None:
+                    gy = _own_acc(<Variable>ys[i], epoch)
+                    # Handed on: a backward may pass gy through as an
+                    # input's gradient, so it is not added into in place.
+                    (<Variable>ys[i])._acc_owned = False
+                Py_INCREF(gy)
+                PyTuple_SET_ITEM(gys, i, gy)
+            gxs = f._bw(gys, graph) if _is_native(f) else f._py_bw(gys, graph)
+            if gxs is None:
+                raise TypeError('{}.backward returned no gradients'.format(type(f).__name__))
+            if cdz_anomaly:
+                _check_anomaly(f, gys, gxs)
+            # f._nin is read on every step: accumulating runs Python code
+            # (array subclasses, Variable arithmetic under create_graph).
+            i = 0
+            while i < f._nin and i < len(gxs):
+                gx = gxs[i]
+                x_obj = f._inp(i)
+                i += 1
+                if gx is None or not isinstance(x_obj, Variable):
+                    continue
+                x = <Variable>x_obj
+                if x._const:
+                    continue
+                if not graph:
+                    gx = _as_arr(gx)
+                # A hooked leaf's hooks see this pass's gradient alone; the
+                # earlier .grad is added after them, at commit.
+                _accumulate(x, gx, graph, touched, not functional and not x._hooked, epoch)
+                if x._creator is not None:
+                    _schedule(heap, x._creator, epoch)
+                elif x._cut:
+                    cut = x
+            if not retain:
+                # Outputs' gradients are consumed: free them now, not at the end.
+                for i in range(n):
+                    if ys[i] is not None and (keep is None or id(ys[i]) not in keep):
+                        y = <Variable>ys[i]
+                        if y._pass == epoch:
+                            y._acc = None
+
+        # Leaves' hooks run last, and before anything is committed.
+        for x_obj in (wanted if functional else touched):
+            x = <Variable>x_obj
+            if x._hooked and x._creator is None and x._acc is not None and x._pass == epoch:
+                x._acc = _run_hooks(x, x._acc, graph)
+        if functional:
+            return [_wanted_grad(<Variable>v, i, cut, graph, epoch) for i, v in enumerate(wanted)]
+        for x_obj in touched:
+            x = <Variable>x_obj
+            if (x._hooked and x._creator is None and x.grad is not None and x._acc is not None
+                    and not any([x_obj is r for r in roots])):
+                prior = _prior_grad(x, graph)
+                x._acc = prior + x._acc if graph else _as_arr(_arith(OP_ADD, prior, x._acc))
+        _commit(touched, retain, graph, epoch)
+        return None
+    finally:
+        cdz_backprop_off = saved
+        for x_obj in touched:
+            x = <Variable>x_obj
+            if x._pass == epoch:
+                x._acc = None
+        _end_pass(epoch)
+
+
+cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
+    """Store the pass's gradients in .grad, all or none: every new value is
+    made first (which may fail), then all are stored (which cannot), and
+    the old values are released last, after every .grad is in place (their
+    release may run Python code)."""
+    cdef Py_ssize_t i, n = len(touched)
+    cdef Variable x
+    cdef list new = [None] * n
+    cdef list old = [None] * n
+    for i in range(n):
+        x = <Variable>touched[i]
+        if x._creator is None or retain:
+            new[i] = (_commit_grad(x._acc, graph) if x._acc is not None and x._pass == epoch
+                      else x.grad)
+    for i in range(n):
+        x = <Variable>touched[i]
+        old[i] = x.grad
+        x.grad = new[i]
+    del old
+
+
+cdef object _wanted_grad(Variable v, Py_ssize_t i, Variable cut, bint graph, size_t epoch):
+    if v._acc is not None and v._pass == epoch:
+        return _commit_grad(v._acc, graph)
+    if cut is not None:
+        raise ValueError(
+            'grad: input {} (shape {}) is not reachable from the outputs: the graph '
+            'was cut by unchain()/unchain_backward() at a variable of shape {}{}'.format(
+                i, v.data.shape, cut.data.shape,
+                '' if cut.name is None else " named '{}'".format(cut.name)))
+    return None
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_grad=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, returned as a
+    list (one Variable or None per input) without reading or writing any
+    ``.grad``. ``grad_outputs`` seeds each output (ones by default). With
+    ``create_graph`` the result is differentiable again, so ``grad`` composes
+    for higher orders and gradient penalties.
+    """
+    single = isinstance(inputs, Variable)
+    outs = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    ins = [inputs] if single else list(inputs)
+    for v in outs + ins:
+        if not isinstance(v, Variable):
+            raise TypeError('grad: outputs and inputs must be Variables, got {!r}'
+                            .format(type(v)))
+    for i, v in enumerate(ins):
+        if v.data is not None and v.data.dtype.kind not in 'fc':
+            raise TypeError('grad: input {} has dtype {} (shape {}); only floating-point '
+                            'variables have gradients'.format(i, v.data.dtype, v.data.shape))
+    if grad_outputs is None:
+        seeds = [None] * len(outs)
+    else:
+        seeds = [grad_outputs] if isinstance(outputs, Variable) else list(grad_outputs)
+        if len(seeds) != len(outs):
+            raise ValueError('grad: {} grad_outputs for {} outputs'
+                             .format(len(seeds), len(outs)))
+    return _backward(outs, seeds, retain_grad, create_graph, ins)

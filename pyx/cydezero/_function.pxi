@@ -1,0 +1,433 @@
+# Function: inputs, borrowed outputs, arity, and _apply, which runs a
+# forward and records it (or not, under no_grad).
+# Part of the _core module (included by _core.pyx).
+
+cimport cython
+from cpython.object cimport PyObject, Py_TYPE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from libc.stdlib cimport malloc, free
+
+import weakref
+from functools import partial
+
+import numpy as np
+
+cdef object _DEAD_REF
+cdef class _Gone:
+    cdef object __weakref__
+_gone = _Gone()
+_DEAD_REF = weakref.ref(_gone)
+del _gone
+
+# Outputs linked by assigning Function.outputs whose creator is another
+# Function (or none): {address of the Function: [weak references]}. Their
+# death clears the slot through the callback below. The entry goes when the
+# Function drops its outputs (_free_outs), so a live entry means a live
+# Function, and the weak references die with it, never calling back late.
+cdef dict _foreign_outs = {}
+
+
+def _foreign_output_died(Py_ssize_t key, Py_ssize_t i, Py_ssize_t out, ref):
+    cdef PyObject* f
+    watch = _foreign_outs.get(key)
+    if watch is None or not any([r is ref for r in watch]):
+        return
+    # Borrowed: the Function may itself be in its last moments (at reference
+    # count 0, its own weak references' callbacks running); no reference is
+    # taken, only the slot is cleared.
+    f = <PyObject*>key
+    if i < (<Function>f)._nout and (<Function>f)._outs[i] == <PyObject*>out:
+        (<Function>f)._outs[i] = NULL
+
+
+@cython.trashcan(True)
+cdef class Function:
+    """An operation in the graph. Subclass it and define ``forward`` (on
+    arrays, returning an array or a tuple of arrays) and ``backward`` (on
+    output gradients as Variables, returning one gradient per input).
+    """
+
+    def __cinit__(self):
+        self._outs = &self._out1
+        self._nin = -1
+
+    def __dealloc__(self):
+        self._free_outs()
+
+    def __call__(self, *inputs):
+        return _apply(self, inputs)
+
+    def forward(self, *xs):
+        """Compute the outputs from the input arrays; a subclass defines it
+        (return one array, or a tuple of them)."""
+        raise NotImplementedError(
+            '{}.forward is not implemented'.format(type(self).__name__))
+
+    def backward(self, *gys):
+        """The gradients of the inputs from those of the outputs; a subclass
+        defines it (one gradient per input, None for an input that needs
+        none). It receives Variables, as in DeZero."""
+        raise NotImplementedError(
+            '{}.backward is not implemented'.format(type(self).__name__))
+
+    @property
+    def inputs(self):
+        """The input Variables. A constant input is shown wrapped in a
+        Variable (the same one on every read); the computation keeps using
+        the constant itself, so reading this never changes a result."""
+        if self._nin < 0:
+            return None
+        cdef tuple raw = self._input_tuple()
+        if all([isinstance(x, Variable) for x in raw]):
+            return list(raw)
+        if (self._shown is None or len(self._shown[0]) != len(raw)
+                or not all([a is b for a, b in zip(self._shown[0], raw)])):
+            self._shown = (raw, tuple([x if isinstance(x, Variable)
+                                       else _new_const(as_array(x)) for x in raw]))
+        return list(self._shown[1])
+
+    @inputs.setter
+    def inputs(self, xs):
+        if xs is None:
+            self._in0 = self._in1 = self._more = None
+            self._nin = -1
+        else:
+            self._set_inputs(tuple([as_variable(x) for x in xs]))
+
+    @property
+    def outputs(self):
+        """Weak references to the outputs: ``f.outputs[0]()`` is the first."""
+        cdef Py_ssize_t i
+        if self._nout == 0:
+            return None
+        # Live objects first: weakref.ref() runs no Python code, but the
+        # list is made from strong references all the same.
+        ys = [_live(self._outs[i]) for i in range(self._nout)]
+        return [_DEAD_REF if y is None else weakref.ref(y) for y in ys]
+
+    @outputs.setter
+    def outputs(self, outs):
+        cdef list vs = []
+        cdef Py_ssize_t i, key = <Py_ssize_t><void*>self
+        for o in outs:
+            if isinstance(o, weakref.ref):
+                o = o()
+            if not isinstance(o, Variable):
+                raise TypeError('Function.outputs takes Variables or weak '
+                                'references to them, got {!r}'.format(type(o)))
+            vs.append(o)
+        # Only an output's creator is told when it dies (Variable.__dealloc__
+        # clears its slot); any other output is watched by a weak reference.
+        watch = [weakref.ref(o, partial(_foreign_output_died, key, i, id(o)))
+                 for i, o in enumerate(vs) if (<Variable>o)._creator is not self]
+        self._link(vs)
+        if watch:
+            _foreign_outs[key] = watch
+
+    # -- what the engine calls --------------------------------------------
+    cdef int _arity(self):
+        """How many inputs a built-in's forward reads; -1: any number."""
+        return -1
+
+    cdef object _inp(self, Py_ssize_t i):
+        """Input i as recorded (a Variable or a raw constant); None past the
+        end (Python code may have replaced the inputs since i was counted)."""
+        if i == 0:
+            return self._in0
+        if i == 1:
+            return self._in1
+        if self._more is not None and 2 <= i < 2 + len(self._more):
+            return self._more[i - 2]
+        return None
+
+    cdef void _set_inputs(self, tuple xs) except *:
+        cdef Py_ssize_t n = len(xs)
+        if n > 32767:
+            raise ValueError('{}: {} inputs; at most 32767 are supported'
+                             .format(type(self).__name__, n))
+        self._in0 = xs[0] if n > 0 else None
+        self._in1 = xs[1] if n > 1 else None
+        self._more = xs[2:] if n > 2 else None
+        self._nin = <short>n
+        if self._shown is not None:
+            self._shown = None
+
+    cdef tuple _input_tuple(self):
+        cdef Py_ssize_t i
+        if self._nin <= 0:
+            return ()
+        if self._nin == 1:
+            return (self._in0,)
+        if self._nin == 2:
+            return (self._in0, self._in1)
+        return tuple([self._inp(i) for i in range(self._nin)])
+
+    cdef object _fwd(self, tuple xs):
+        return self._py_fwd(xs)
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return self._py_bw(gys, graph)
+
+    cdef object _py_fwd(self, tuple xs):
+        return self.forward(*xs)
+
+    cdef tuple _py_bw(self, tuple gys, bint graph):
+        # A Python backward sees Variables, whatever mode the engine is in,
+        # and may return Variables, arrays or None; normalise and check.
+        cdef Py_ssize_t i, n, m
+        cdef str name = type(self).__name__
+        if not graph:
+            gys = tuple([None if g is None else _new_var(g) for g in gys])
+        res = self.backward(*gys)
+        if type(res) is not tuple:
+            res = tuple(res) if isinstance(res, list) else (res,)
+        # Counted after backward ran: it may have replaced self.inputs.
+        n = self._nin if self._nin > 0 else 0
+        m = len(res)
+        if m > n:
+            raise ValueError('{}.backward returned {} gradients for {} inputs'
+                             .format(name, m, n))
+        cdef list out = [None] * n
+        for i in range(n):
+            x = self._inp(i)
+            gx = res[i] if i < m else None
+            if gx is None:
+                # DeZero lets a backward leave out trailing inputs (integer
+                # labels, indices); a float input that needs a gradient may not.
+                if i >= m and _needs_grad(x) and (<Variable>x).data.dtype.kind in 'fc':
+                    raise ValueError(
+                        '{}.backward returned {} gradient(s) for {} inputs; input {} '
+                        '(shape {}, dtype {}) needs one'.format(
+                            name, m, n, i, (<Variable>x).data.shape, (<Variable>x).data.dtype))
+                continue
+            if not _needs_grad(x):   # this x: Python code may replace the inputs
+                continue
+            g = _grad_data(gx)
+            if g is None:
+                raise TypeError('{}.backward returned {!r} for input {}; expected '
+                                'a Variable or an array'.format(name, type(gx), i))
+            if not isinstance(gx, Variable):
+                gx = _new_var(g) if graph else g
+            if g.shape != (<Variable>x).data.shape:
+                raise ValueError(
+                    '{}.backward returned a gradient of shape {} for input {} of '
+                    'shape {}'.format(name, g.shape, i, (<Variable>x).data.shape))
+            if not _kind_fits(g.dtype.kind, (<Variable>x).data.dtype.kind):
+                raise TypeError(
+                    '{}.backward returned a gradient of dtype {} for input {} of '
+                    'dtype {}'.format(name, g.dtype, i, (<Variable>x).data.dtype))
+            out[i] = gx if graph else g
+        return tuple(out)
+
+    # -- helpers for the built-in backward methods -------------------------
+    cdef object _x(self, Py_ssize_t i, bint graph):
+        """Input i as a Variable (graph mode) or its data (array mode)."""
+        x = self._inp(i)
+        if graph or not isinstance(x, Variable):
+            return x
+        return (<Variable>x).data
+
+    cdef bint _needs(self, Py_ssize_t i):
+        """Whether input i is a Variable that can receive a gradient."""
+        return _needs_grad(self._inp(i))
+
+    cdef object _y(self, bint graph):
+        """The first output, as a Variable or its data."""
+        y = _live(self._outs[0]) if self._nout > 0 else None
+        if y is None:
+            raise RuntimeError('{}: its output was freed before backward'
+                               .format(type(self).__name__))
+        return y if graph else (<Variable>y).data
+
+    cdef void _link(self, list outs) except *:
+        cdef Py_ssize_t i, n = len(outs)
+        if n > 65535:
+            raise ValueError('{}: {} outputs; at most 65535 are supported'
+                             .format(type(self).__name__, n))
+        self._free_outs()
+        if n > 1:
+            self._outs = <PyObject**>malloc(n * sizeof(PyObject*))
+            if self._outs == NULL:
+                self._outs = &self._out1
+                self._nout = 0
+                raise MemoryError()
+        for i in range(n):
+            self._outs[i] = <PyObject*>outs[i]
+        self._nout = <unsigned short>n
+
+    cdef void _link1(self, Variable out):
+        """_link for the usual single output."""
+        self._free_outs()
+        self._out1 = <PyObject*>out
+        self._nout = 1
+
+    cdef void _free_outs(self):
+        """Back to the inline slot for the outputs' pointers, and no
+        outputs; their watchers (see the outputs setter) go too."""
+        self._nout = 0
+        if self._outs != &self._out1:
+            free(self._outs)
+            self._outs = &self._out1
+        if _foreign_outs:
+            _foreign_outs.pop(<Py_ssize_t><void*>self, None)
+
+    cdef void _unlink(self, PyObject* v):
+        cdef Py_ssize_t i
+        for i in range(self._nout):
+            if self._outs[i] == v:
+                self._outs[i] = NULL
+
+
+cdef inline bint _needs_grad(object x):
+    """Whether x is a Variable that can receive a gradient."""
+    return isinstance(x, Variable) and not (<Variable>x)._const
+
+
+cdef inline bint _kind_fits(str g, str x):
+    """A float input needs a float gradient, a complex one a float or
+    complex one; DeZero lets integer inputs have any numeric gradient."""
+    if x == 'f':
+        return g == 'f'
+    if x == 'c':
+        return g in 'fc'
+    return True
+
+
+cdef inline bint _is_native(Function f):
+    """False for Python subclasses, whose forward/backward must be honoured
+    even when they subclass a built-in operation."""
+    return not (Py_TYPE(f).tp_flags & Py_TPFLAGS_HEAPTYPE)
+
+
+cdef object _check_const(object x, Function f):
+    """A non-Variable input of a built-in: kept raw (scalars stay Python
+    scalars, so float32 data is not promoted by a weakly typed constant)."""
+    if (type(x) is float or type(x) is int or _is_array(x)
+            or (np.isscalar(x) and not isinstance(x, (str, bytes)))):
+        return x
+    if x is None and type(f) is Linear:
+        return x    # DeZero's linear passes b=None through as an input
+    raise TypeError('{}: {} is not supported'.format(type(f).__name__, type(x)))
+
+
+cdef Py_ssize_t _MAX_GENERATION = 2147483647    # INT_MAX
+
+
+cdef object _apply(Function f, tuple inputs):
+    """Run f's forward on the inputs' data and, when backprop is enabled,
+    record f as the creator of its outputs."""
+    cdef Py_ssize_t i, n = len(inputs), gen = 0
+    cdef tuple xs = PyTuple_New(n)
+    cdef list ins = None
+    cdef Variable v
+    cdef bint native = _is_native(f)
+    # Outputs need no gradient when every Variable input needs none. Calls on
+    # raw constants alone keep DeZero's behaviour (their outputs need one).
+    cdef bint any_var = False, all_const = True
+    if native:
+        _check_arity(f, n)
+    for i in range(n):
+        x = inputs[i]
+        if isinstance(x, Variable):
+            v = <Variable>x
+            d = v.data
+            if v.generation > gen:
+                gen = v.generation
+            any_var = True
+            if not v._const:
+                all_const = False
+        elif native:
+            d = _check_const(x, f)
+        else:
+            # Python Functions see every input as a Variable, as in DeZero.
+            v = Variable(as_array(x))
+            v._const = True
+            d = v.data
+            if ins is None:
+                ins = list(inputs)
+            ins[i] = v
+        Py_INCREF(d)
+        PyTuple_SET_ITEM(xs, i, d)
+    if ins is not None:
+        inputs = tuple(ins)
+    if gen >= _MAX_GENERATION and not cdz_backprop_off:
+        raise OverflowError(
+            '{}: an input has generation {}, the largest there is; its outputs\' '
+            'would not fit (generations are C ints)'.format(type(f).__name__, gen))
+
+    if native:
+        try:
+            ys = f._fwd(xs)
+        except (ValueError, TypeError, IndexError) as e:
+            raise _forward_error(f, inputs, e) from e
+    else:
+        ys = f._py_fwd(xs)
+
+    cdef list outs
+    cdef Variable out
+    if type(ys) is tuple:
+        outs = [_new_var(_check_output(y, f)) for y in ys]
+    else:
+        out = _new_var(_check_output(ys, f))
+        outs = None
+    cdef bint no_grad_needed = any_var and all_const
+    if not cdz_backprop_off:
+        f.generation = <int>gen
+        f._set_inputs(inputs)
+        if outs is None:
+            f._link1(out)
+        else:
+            f._link(outs)
+        for i in range(f._nout):
+            v = <Variable>f._outs[i]
+            v._creator = f
+            v.generation = <int>(gen + 1)
+            v._const = no_grad_needed
+        if cdz_anomaly:
+            _record_site(f)
+    if outs is None:
+        return out
+    return outs[0] if len(outs) == 1 else outs
+
+
+cdef object _forward_error(Function f, tuple inputs, BaseException e):
+    """NumPy's error from a built-in's forward, restated to name the
+    operation and what it was given."""
+    name = type(f).__name__
+    msg = str(e)
+    if not msg.startswith(name + ':'):
+        msg = '{}: {} (inputs: {})'.format(name, msg, ', '.join([_describe(x) for x in inputs]))
+    kind = (ValueError if isinstance(e, ValueError) else
+            TypeError if isinstance(e, TypeError) else IndexError)
+    return kind(msg)
+
+
+cdef str _describe(object x):
+    if isinstance(x, Variable):
+        d = (<Variable>x).data
+        if _is_array(d):
+            return 'a Variable of shape {} {}'.format(d.shape, d.dtype)
+        return 'a Variable holding {!r}'.format(type(d))
+    if _is_array(x):
+        return 'an array of shape {} {}'.format(x.shape, x.dtype)
+    return repr(x)
+
+
+cdef inline object _check_output(object y, Function f):
+    if type(y) is ndarray:
+        return y
+    if np.isscalar(y) and not isinstance(y, (str, bytes)):
+        return _as_arr(y) if isinstance(y, np.generic) else np.asarray(y)
+    if _is_array(y):
+        return y
+    raise TypeError('{}.forward returned {!r}; expected an array (or a tuple '
+                    'of arrays)'.format(type(f).__name__, type(y)))
+
+
+cdef inline object _apply1(Function f, object x):
+    return _apply(f, (x,))
+
+
+cdef inline object _apply2(Function f, object x0, object x1):
+    return _apply(f, (x0, x1))

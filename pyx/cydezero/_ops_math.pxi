@@ -1,0 +1,228 @@
+# Arithmetic and elementwise maths: Add, Sub, Mul, Div, Neg, Pow, Sin, Cos,
+# Tanh, Exp, Log.
+# Part of the _core module (included by _core.pyx).
+
+import numpy as np
+
+cdef class Add(_Builtin):
+    """y = x0 + x1;  gx0 = gy, gx1 = gy (summed back over broadcast axes)."""
+    cdef int _arity(self):
+        return 2
+
+    cdef object _fwd(self, tuple xs):
+        return _arith(OP_ADD, xs[0], xs[1])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
+        gx1 = _sum_to_like(gy, self._in1, graph) if self._needs(1) else None
+        return (gx0, gx1)
+
+
+def add(x0, x1):
+    """x0 + x1, broadcasting as NumPy does; each gradient is summed back to its input's shape."""
+    return _apply2(Add.__new__(Add), x0, x1)
+
+
+cdef class Sub(_Builtin):
+    """y = x0 - x1;  gx0 = gy, gx1 = -gy."""
+    cdef int _arity(self):
+        return 2
+
+    cdef object _fwd(self, tuple xs):
+        return _arith(OP_SUB, xs[0], xs[1])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
+        gx1 = _sum_to_like(_neg_g(gy, graph), self._in1, graph) if self._needs(1) else None
+        return (gx0, gx1)
+
+
+def sub(x0, x1):
+    """x0 - x1, broadcasting as NumPy does."""
+    return _apply2(Sub.__new__(Sub), x0, x1)
+
+
+def rsub(x0, x1):
+    """x1 - x0 (the reflected form: ``x0`` is the Variable on the right)."""
+    return _apply2(Sub.__new__(Sub), x1, x0)
+
+
+cdef class Mul(_Builtin):
+    """y = x0 * x1;  gx0 = gy * x1, gx1 = gy * x0."""
+    cdef int _arity(self):
+        return 2
+
+    cdef object _fwd(self, tuple xs):
+        return _arith(OP_MUL, xs[0], xs[1])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        x0 = self._x(0, graph)
+        x1 = self._x(1, graph)
+        gx0 = _sum_to_like(_times(gy, x1, graph), x0, graph) if self._needs(0) else None
+        gx1 = _sum_to_like(_times(gy, x0, graph), x1, graph) if self._needs(1) else None
+        return (gx0, gx1)
+
+
+def mul(x0, x1):
+    """x0 * x1 elementwise, broadcasting as NumPy does."""
+    return _apply2(Mul.__new__(Mul), x0, x1)
+
+
+cdef class Div(_Builtin):
+    """y = x0 / x1;  gx0 = gy / x1, gx1 = gy * (-x0 / x1**2)."""
+    cdef int _arity(self):
+        return 2
+
+    cdef object _fwd(self, tuple xs):
+        return _arith(OP_DIV, xs[0], xs[1])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        gy = gys[0]
+        x0 = self._x(0, graph)
+        x1 = self._x(1, graph)
+        gx0 = _sum_to_g(gy / x1, _shape_of(x0), graph) if self._needs(0) else None
+        gx1 = (_sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph)
+               if self._needs(1) else None)
+        return (gx0, gx1)
+
+
+def div(x0, x1):
+    """x0 / x1 elementwise, broadcasting as NumPy does."""
+    return _apply2(Div.__new__(Div), x0, x1)
+
+
+def rdiv(x0, x1):
+    """x1 / x0 (the reflected form: ``x0`` is the Variable on the right)."""
+    return _apply2(Div.__new__(Div), x1, x0)
+
+
+cdef class Neg(_Builtin):
+    """y = -x;  gx = -gy."""
+    cdef object _fwd(self, tuple xs):
+        return _negate(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (_neg_g(gys[0], graph),)
+
+
+def neg(x):
+    """-x."""
+    return _apply1(Neg.__new__(Neg), x)
+
+
+cdef class Pow(_Builtin):
+    """y = x ** c for a constant c;  gx = c * x ** (c - 1) * gy."""
+    cdef public object c
+
+    def __init__(self, c):
+        if isinstance(c, Variable):
+            raise TypeError('Pow: the exponent must be a constant (a number or an array), '
+                            'got a Variable of shape {}'.format((<Variable>c).data.shape
+                                                                if (<Variable>c).data is not None
+                                                                else None))
+        self.c = c
+
+    cdef object _fwd(self, tuple xs):
+        cdef double v
+        x = xs[0]
+        if (_is_two(self.c) and type(x) is ndarray and _scalar_f64(x, &v)
+                and _plain(v * v, v == 0.0)):
+            return _new_f64(v * v)     # what NumPy's x ** 2 computes
+        return x ** self.c
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        cdef double v, g, r
+        c = self.c
+        x = self._x(0, graph)
+        gy = gys[0]
+        if (not graph and _is_two(c) and type(x) is ndarray and type(gy) is ndarray
+                and _scalar_f64(x, &v) and _scalar_f64(gy, &g)):
+            r = (2.0 * v) * g
+            if _plain(r, v == 0.0 or g == 0.0):
+                return (_new_f64(r),)
+        return (c * x ** (c - 1) * gy,)
+
+
+def pow(x, c):
+    """x ** c for a constant c (c itself is not differentiated)."""
+    return _apply1(Pow(c), x)
+
+
+cdef inline bint _is_two(object c):
+    return (type(c) is int or type(c) is float) and c == 2
+
+
+cdef class Sin(_Builtin):
+    """y = sin(x);  gx = gy * cos(x)."""
+    cdef object _fwd(self, tuple xs):
+        return np.sin(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        x = self._x(0, graph)
+        return (gys[0] * (cos(x) if graph else np.cos(x)),)
+
+
+def sin(x):
+    """Elementwise sin(x)."""
+    return _apply1(Sin.__new__(Sin), x)
+
+
+cdef class Cos(_Builtin):
+    """y = cos(x);  gx = gy * -sin(x)."""
+    cdef object _fwd(self, tuple xs):
+        return np.cos(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        x = self._x(0, graph)
+        return (gys[0] * -(sin(x) if graph else np.sin(x)),)
+
+
+def cos(x):
+    """Elementwise cos(x)."""
+    return _apply1(Cos.__new__(Cos), x)
+
+
+cdef class Tanh(_Builtin):
+    """y = tanh(x);  gx = gy * (1 - y * y)."""
+    cdef object _fwd(self, tuple xs):
+        return np.tanh(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        y = self._y(graph)
+        return (gys[0] * (1 - y * y),)
+
+
+def tanh(x):
+    """Elementwise tanh(x)."""
+    return _apply1(Tanh.__new__(Tanh), x)
+
+
+cdef class Exp(_Builtin):
+    """y = exp(x);  gx = gy * y."""
+    cdef object _fwd(self, tuple xs):
+        return np.exp(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (gys[0] * self._y(graph),)
+
+
+def exp(x):
+    """Elementwise exp(x)."""
+    return _apply1(Exp.__new__(Exp), x)
+
+
+cdef class Log(_Builtin):
+    """y = log(x);  gx = gy / x."""
+    cdef object _fwd(self, tuple xs):
+        return np.log(xs[0])
+
+    cdef tuple _bw(self, tuple gys, bint graph):
+        return (gys[0] / self._x(0, graph),)
+
+
+def log(x):
+    """Elementwise natural logarithm of x."""
+    return _apply1(Log.__new__(Log), x)

@@ -1,0 +1,392 @@
+# Variable and Parameter: the data, the gradient, the creator, the
+# generation; operators, copy and pickle, and the attribute table.
+# Part of the _core module (included by _core.pyx).
+
+cimport cython
+from cpython.object cimport PyObject, PyTypeObject
+
+cdef inline Variable _new_var(object data):
+    # Skips __init__'s type check: the engine only wraps arrays it made.
+    cdef Variable v = Variable.__new__(Variable)
+    v.data = data
+    return v
+
+
+cdef inline Variable _new_const(object data):
+    cdef Variable v = _new_var(data)
+    v._const = True
+    return v
+
+
+@cython.trashcan(True)
+@cython.no_gc_clear
+@cython.auto_pickle(False)      # see __reduce__
+cdef class Variable:
+    """Variable(data, name=None, *, requires_grad=None)
+--
+
+    A node holding an array, its gradient and the function that made it.
+
+    ``creator`` is the Function whose output this is (None for a leaf), and
+    ``generation`` is one more than the creator's, which is what orders the
+    backward pass.
+    """
+    # Lets `ndarray + Variable` reach Variable.__radd__.
+    __array_priority__ = 200
+
+    def __init__(self, data, name=None, *, requires_grad=None):
+        if data is not None and not _is_array(data):
+            raise TypeError('{} is not supported'.format(type(data)))
+        self.data = data
+        self.name = name
+        if requires_grad is not None:
+            self.requires_grad = requires_grad
+
+    # data and grad are read-only member descriptors, for fast reads (see
+    # _use_member_descriptors); writing them comes here, and deleting one
+    # empties it, as a Cython property's deleter does. The engine never
+    # meets an empty (NULL) field.
+    def __setattr__(self, name, value):
+        if name == 'data':
+            self.data = value
+        elif name == 'grad':
+            self.grad = value
+        else:
+            _generic_setattr(self, name, <PyObject*>value)
+
+    def __delattr__(self, name):
+        if name == 'data':
+            self.data = None
+        elif name == 'grad':
+            self.grad = None
+        else:
+            _generic_setattr(self, name, NULL)
+
+    def __dealloc__(self):
+        if self._creator is not None:
+            self._creator._unlink(<PyObject*>self)
+        if self._hooked:
+            _hooks.pop(<Py_ssize_t><void*>self, None)
+
+    @property
+    def requires_grad(self):
+        """Whether backward computes a gradient for this variable (True
+        unless set False). What is computed only from variables that need
+        no gradient needs none either, and costs no backward work."""
+        return not self._const
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.data is not None and self.data.dtype.kind not in 'fc':
+            raise TypeError('requires_grad=True needs floating-point data, got dtype {} '
+                            '(shape {})'.format(self.data.dtype, self.data.shape))
+        self._const = not value
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this variable's gradient (a Variable)
+        once it is complete in each backward pass, before it flows further or
+        is stored in ``.grad``. A hook may return a replacement gradient of
+        the same shape, or None to keep it. Returns a handle whose
+        ``remove()`` unregisters the hook."""
+        if not callable(hook):
+            raise TypeError('register_hook: expected a callable, got {!r}'.format(type(hook)))
+        key = <Py_ssize_t><void*>self
+        _hooks.setdefault(key, {})
+        cdef HookHandle handle = HookHandle(self, key)
+        _hooks[key][handle._id] = hook
+        self._hooked = True
+        return handle
+
+    # -- the array it holds ------------------------------------------------
+    @property
+    def shape(self):
+        """The shape of ``data``."""
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        """The number of dimensions of ``data``."""
+        return self.data.ndim
+
+    @property
+    def size(self):
+        """The number of elements of ``data``."""
+        return self.data.size
+
+    @property
+    def dtype(self):
+        """The dtype of ``data``."""
+        return self.data.dtype
+
+    def __len__(self):
+        """The length of ``data``'s first axis."""
+        return len(self.data)
+
+    def __repr__(self):
+        """variable(...) with the array printed as NumPy prints it."""
+        if self.data is None:
+            return 'variable(None)'
+        p = str(self.data).replace('\n', '\n' + ' ' * 9)
+        return 'variable(' + p + ')'
+
+    # -- the graph ---------------------------------------------------------
+    @property
+    def creator(self):
+        """The Function whose output this is; None for a leaf."""
+        return self._creator
+
+    @creator.setter
+    def creator(self, Function func):
+        if func is self._creator:
+            return      # DeZero: setting the same creator again changes nothing
+        if self._creator is not None:
+            self._creator._unlink(<PyObject*>self)
+            self._cut = func is None
+        elif func is not None:
+            self._cut = False
+        self._creator = func
+
+    def set_creator(self, Function func):
+        """Record ``func`` as the creator; the generation becomes one more than func's."""
+        self.creator = func
+        self.generation = func.generation + 1
+
+    def unchain(self):
+        """Forget the creator: this variable becomes a leaf."""
+        self.creator = None
+
+    def cleargrad(self):
+        """Forget the gradient (``grad`` becomes None) before a new backward pass."""
+        self.grad = None
+
+    # -- copy and pickle ---------------------------------------------------
+    # What DeZero's Variable carries in its __dict__, and no more: a copy
+    # must not share this variable's in-progress gradient buffer, its hooks
+    # (keyed by address) or its place among its creator's outputs.
+    def __reduce__(self):
+        d = getattr(self, '__dict__', None)
+        return (_new_of_type, (type(self),),
+                (self.data, self.name, self.grad, self._creator, self.generation,
+                 bool(self._const), bool(self._cut), d or None))
+
+    def __setstate__(self, state):
+        if type(state) is not tuple or len(state) != 8:
+            raise TypeError('Variable.__setstate__: expected the 8-tuple that '
+                            '__reduce__ makes, got {!r}'.format(type(state)))
+        data, name, grad, creator, generation, const, cut, d = state
+        if creator is not None and not isinstance(creator, Function):
+            raise TypeError('Variable.__setstate__: creator must be a Function or None, '
+                            'got {!r}'.format(type(creator)))
+        self.data = data
+        self.name = name
+        self.grad = grad
+        # A copy refers to the same creator but is not one of its outputs;
+        # a live output given another state leaves its old creator's slot.
+        if self._creator is not None and self._creator is not creator:
+            self._creator._unlink(<PyObject*>self)
+        self._creator = creator
+        self.generation = generation
+        self._const = bool(const)
+        self._cut = bool(cut)
+        if d:
+            self.__dict__.update(d)
+
+    def unchain_backward(self):
+        """Cut every link behind this variable (iteratively: graphs are deep)."""
+        cdef Function f
+        cdef Variable v
+        cdef Py_ssize_t i
+        if self._creator is None:
+            return
+        stack = [self._creator]
+        while stack:
+            f = stack.pop()
+            for i in range(f._nin):
+                x = f._inp(i)
+                if isinstance(x, Variable):
+                    v = <Variable>x
+                    if v._creator is not None:
+                        stack.append(v._creator)
+                        v.creator = None
+
+    def backward(self, retain_grad=False, create_graph=False):
+        """Differentiate every function behind this variable.
+
+        Gradients are added into ``grad`` of each leaf (and, with
+        ``retain_grad``, of every variable). With ``create_graph`` the
+        backward computation is itself recorded.
+        """
+        _backward([self], [self.grad], retain_grad, create_graph, None)
+
+    # -- shape methods and operators --------------------------------------
+    def reshape(self, *shape):
+        """This variable with a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return reshape(self, shape)
+
+    def transpose(self, *axes):
+        """This variable with its axes permuted: ``x.transpose()``, ``x.transpose(1, 0)``."""
+        if len(axes) == 0:
+            axes = None
+        elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
+            axes = axes[0]
+        return transpose(self, axes)
+
+    @property
+    def T(self):
+        """The transpose, axes reversed."""
+        return transpose(self)
+
+    def sum(self, axis=None, keepdims=False):
+        """The sum over ``axis`` (None: all axes), as ``functions.sum``."""
+        return sum(self, axis, keepdims)
+
+    def matmul(self, W):
+        """The matrix product with ``W``, as ``functions.matmul``."""
+        return matmul(self, W)
+
+    def matmaul(self, W):
+        """DeZero's own misspelling of ``matmul``, kept for code that uses it."""
+        return matmul(self, W)
+
+    def dot(self, W):
+        """The matrix product with ``W`` (the same as ``matmul``)."""
+        return matmul(self, W)
+
+    def max(self, axis=None, keepdims=False):
+        """The maximum over ``axis``, as ``functions.max``."""
+        return max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        """The minimum over ``axis``, as ``functions.min``."""
+        return min(self, axis, keepdims)
+
+    def __getitem__(self, slices):
+        """``x[slices]``, differentiable, as ``functions.get_item``."""
+        return get_item(self, slices)
+
+    def __add__(self, other):
+        """self + other, recorded as an ``Add``."""
+        return _apply2(Add.__new__(Add), self, other)
+
+    def __radd__(self, other):
+        """other + self, recorded as an ``Add``."""
+        return _apply2(Add.__new__(Add), self, other)
+
+    def __sub__(self, other):
+        """self - other, recorded as a ``Sub``."""
+        return _apply2(Sub.__new__(Sub), self, other)
+
+    def __rsub__(self, other):
+        """other - self, recorded as a ``Sub``."""
+        return _apply2(Sub.__new__(Sub), other, self)
+
+    def __mul__(self, other):
+        """self * other, recorded as a ``Mul``."""
+        return _apply2(Mul.__new__(Mul), self, other)
+
+    def __rmul__(self, other):
+        """other * self, recorded as a ``Mul``."""
+        return _apply2(Mul.__new__(Mul), self, other)
+
+    def __truediv__(self, other):
+        """self / other, recorded as a ``Div``."""
+        return _apply2(Div.__new__(Div), self, other)
+
+    def __rtruediv__(self, other):
+        """other / self, recorded as a ``Div``."""
+        return _apply2(Div.__new__(Div), other, self)
+
+    def __neg__(self):
+        """-self, recorded as a ``Neg``."""
+        return _apply1(Neg.__new__(Neg), self)
+
+    def __pow__(self, c, mod):
+        """self ** c for a constant ``c``, recorded as a ``Pow``."""
+        return pow(self, c)
+
+    # -- devices -----------------------------------------------------------
+    def to_cpu(self):
+        """Move ``data`` to the CPU, as a NumPy array (the gradient stays where it is, as in DeZero)."""
+        if self.data is not None:
+            from cydezero import cuda
+            self.data = cuda.as_numpy(self.data)
+
+    def to_gpu(self):
+        """Move ``data`` to the GPU, as a CuPy array (needs CuPy; the gradient stays where it is)."""
+        if self.data is not None:
+            from cydezero import cuda
+            self.data = cuda.as_cupy(self.data)
+
+
+cdef class Parameter(Variable):
+    """A Variable that a Layer registers as one of its parameters."""
+    pass
+
+
+def _new_of_type(cls):
+    """An empty instance of a Variable class, for unpickling and copy."""
+    if not (isinstance(cls, type) and issubclass(cls, Variable)):
+        raise TypeError('expected a Variable class, got {!r}'.format(cls))
+    return cls.__new__(cls)
+
+
+# ``data`` and ``grad`` are read in every user loop (optimizers, training
+# steps). Cython exposes public fields as properties, which the interpreter
+# calls generically (about 45 ns a read); a member descriptor, what
+# ``__slots__`` makes, is a plain load the interpreter specializes (about
+# 25 ns, as fast as an instance attribute). So the two properties are
+# swapped for read-only member descriptors on the same fields: reads take
+# the fast path, and writes go through Variable.__setattr__, so that no
+# spelling (not even the descriptor's own __delete__) can empty a field.
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        const char* name
+        int type
+        Py_ssize_t offset
+        int flags
+        const char* doc
+    int T_OBJECT_EX
+    int READONLY
+
+cdef extern from "Python.h":
+    object PyDescr_NewMember(PyTypeObject* t, PyMemberDef* m)
+    void PyType_Modified(PyTypeObject* t)
+
+cdef PyMemberDef _variable_members[2]
+
+
+cdef Py_ssize_t _field_offset(Variable probe, str name) except -1:
+    """Where field `name` sits in a Variable's C struct, found by storing a
+    unique object in it and looking for its address."""
+    sentinel = object()
+    setattr(probe, name, sentinel)
+    cdef char* base = <char*><PyObject*>probe
+    cdef Py_ssize_t off
+    for off in range(0, (<PyTypeObject*>Variable).tp_basicsize, sizeof(PyObject*)):
+        if (<PyObject**>(base + off))[0] == <PyObject*>sentinel:
+            setattr(probe, name, None)
+            return off
+    raise RuntimeError('Variable.{} not found in its struct'.format(name))
+
+
+cdef void _use_member_descriptors() except *:
+    cdef PyTypeObject* t = <PyTypeObject*>Variable
+    cdef Variable probe = Variable.__new__(Variable)
+    cdef int i
+    _variable_members[0].name = b'data'
+    _variable_members[0].doc = b'The array this variable holds.'
+    _variable_members[1].name = b'grad'
+    _variable_members[1].doc = (b'The gradient from the last backward pass '
+                                b'(a Variable), or None.')
+    for i in range(2):
+        name = _variable_members[i].name.decode()
+        _variable_members[i].offset = _field_offset(probe, name)
+        _variable_members[i].type = T_OBJECT_EX
+        _variable_members[i].flags = READONLY
+        (<dict><object>t.tp_dict)[name] = PyDescr_NewMember(t, &_variable_members[i])
+    PyType_Modified(t)
+
+
+_use_member_descriptors()
