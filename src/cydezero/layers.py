@@ -490,6 +490,8 @@ class GRU(Layer):
         self.h = None
 
     def forward(self, x):
+        """One time step: x (N, in_size) -> the new hidden state (N,
+        hidden_size), which is also kept for the next call."""
         h = self.h
         if h is None:
             r = F.sigmoid(self.x2r(x))
@@ -523,6 +525,7 @@ class LayerNorm(Layer):
         self.beta.data = xp.zeros(D, dtype=dtype)
 
     def forward(self, x):
+        """Normalise x over its last axis, then scale and shift."""
         if self.gamma.data is None:
             shape = getattr(x, 'shape', ())
             if not shape:
@@ -546,6 +549,7 @@ class Dropout(Layer):
         self.dropout_ratio = dropout_ratio
 
     def forward(self, x):
+        """x with dropout applied (in training), x itself in test mode."""
         return F.dropout(x, self.dropout_ratio)
 
 
@@ -598,6 +602,8 @@ class MultiHeadAttention(Layer):
         return super().__call__(query, key, value, mask)
 
     def forward(self, query, key=None, value=None, mask=None):
+        """Attend from query to key/value (both default to query); returns
+        (N, L, embed_dim)."""
         key = query if key is None else key
         value = key if value is None else value
         for name, t in (('query', query), ('key', key), ('value', value)):

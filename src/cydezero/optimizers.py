@@ -24,10 +24,12 @@ Where this differs from DeZero 0.0.13, and why:
   failed on a read-only view.
 """
 import math
+import sys
 import weakref
 
 import numpy as np
 
+from cydezero import _lr_scheduler as lr_scheduler
 from cydezero import cuda
 from cydezero._core import Parameter, Variable
 
@@ -502,8 +504,4 @@ class Adam(Optimizer):
 # =============================================================================
 # Registered as a submodule too, so that PyTorch's spelling works:
 # ``from cydezero.optimizers.lr_scheduler import StepLR``.
-import sys as _sys
-
-from cydezero import _lr_scheduler as lr_scheduler
-
-_sys.modules[__name__ + '.lr_scheduler'] = lr_scheduler
+sys.modules[__name__ + '.lr_scheduler'] = lr_scheduler
