@@ -22,6 +22,8 @@ MODULES = (
     'cydezero.layers',
     'cydezero.models',
     'cydezero.optimizers',
+    'cydezero.optimizers.lr_scheduler',
+    'cydezero.functional',
     'cydezero.datasets',
     'cydezero.dataloaders',
     'cydezero.transforms',

@@ -16,6 +16,7 @@ from cydezero import (  # noqa: F401
     cuda,
     dataloaders,
     datasets,
+    functional,
     functions,
     functions_conv,
     layers,
@@ -25,6 +26,7 @@ from cydezero import (  # noqa: F401
     utils,
 )
 from cydezero._alias import install_as_dezero  # noqa: F401
+from cydezero._checkpoint import checkpoint  # noqa: F401
 from cydezero._core import grad  # noqa: F401
 from cydezero.core import (  # noqa: F401
     Config,

@@ -438,6 +438,140 @@ def clip(x, x_min, x_max):
 
 
 # =============================================================================
+# Beyond DeZero: batched matmul, layer normalisation, attention
+# =============================================================================
+def _swap_last(x):
+    """x with its last two axes swapped (a transpose, differentiable)."""
+    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return transpose(x, axes)
+
+
+class BatchedMatMul(Function):
+    """y = a @ b under NumPy's matmul rules: stacks of matrices in the last
+    two axes, the leading axes broadcast. With ^T swapping the last two axes,
+    ga = sum_to(gy @ b^T, a.shape) and gb = sum_to(a^T @ gy, b.shape)."""
+
+    def forward(self, a, b):
+        return _xp(a).matmul(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = batched_matmul(gy, _swap_last(b))
+        gb = batched_matmul(_swap_last(a), gy)
+        if ga.shape != a.shape:
+            ga = sum_to(ga, a.shape)
+        if gb.shape != b.shape:
+            gb = sum_to(gb, b.shape)
+        return ga, gb
+
+
+def batched_matmul(a, b):
+    """a @ b for arrays of 2 or more axes with NumPy's ``matmul`` semantics
+    (``matmul`` is DeZero's, which takes 2-d operands)."""
+    a, b = as_variable(a), as_variable(b)
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+        raise ValueError('batched_matmul: needs operands of 2 or more axes with '
+                         f'a.shape[-1] == b.shape[-2], got {a.shape} and {b.shape}')
+    return BatchedMatMul()(a, b)
+
+
+class LayerNorm(Function):
+    """Layer normalisation over the last axis (D entries): with
+    xhat = (x - mean) / sqrt(var + eps) (biased variance),
+    y = gamma * xhat + beta. Means below are over the last axis:
+    gbeta = sum(gy), ggamma = sum(gy * xhat) over the leading axes, and
+    gx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps) with
+    g = gy * gamma. The backward is written with Variable operations, so it
+    can be differentiated again."""
+
+    def __init__(self, eps=1e-5):
+        self.eps = eps
+
+    def forward(self, x, gamma, beta):
+        xp = _xp(x)
+        xc = x - x.mean(axis=-1, keepdims=True)
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        return xc / xp.sqrt(var + self.eps) * gamma + beta
+
+    def backward(self, gy):
+        x, gamma, beta = self.inputs
+        D = x.shape[-1]
+        xc = x - sum(x, axis=-1, keepdims=True) / D
+        inv_std = (sum(xc * xc, axis=-1, keepdims=True) / D + self.eps) ** -0.5
+        xhat = xc * inv_std
+        g = gy * gamma
+        gx = (g - sum(g, axis=-1, keepdims=True) / D
+              - xhat * (sum(g * xhat, axis=-1, keepdims=True) / D)) * inv_std
+        return gx, sum_to(gy * xhat, gamma.shape), sum_to(gy, beta.shape)
+
+
+def layer_norm(x, gamma, beta, eps=1e-5):
+    """Normalise each vector along the last axis to zero mean and unit
+    (biased) variance, then scale by ``gamma`` and shift by ``beta`` (both
+    of shape (D,)); see :class:`LayerNorm`."""
+    x = as_variable(x)
+    D = x.shape[-1] if x.ndim else None
+    for name, p in (('gamma', gamma), ('beta', beta)):
+        if getattr(p, 'shape', None) != (D,):
+            raise ValueError(f'layer_norm: {name} must have shape ({D},) to match '
+                             f'x.shape={x.shape}, got {getattr(p, "shape", None)}')
+    return LayerNorm(eps)(x, gamma, beta)
+
+
+class _MaskedSoftmax(Softmax):
+    """Softmax in which a row whose entries are all -inf (nothing takes
+    part) gives zeros instead of NaN, as PyTorch's attention does; such a
+    row's gradient is then zero too. The backward is Softmax's."""
+
+    def forward(self, x):
+        xp = _xp(x)
+        m = x.max(axis=self.axis, keepdims=True)
+        m = xp.where(xp.isneginf(m), xp.zeros((), x.dtype), m)
+        y = xp.exp(x - m)
+        s = y.sum(axis=self.axis, keepdims=True)
+        y /= xp.where(s == 0, xp.ones((), x.dtype), s)
+        return y
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, is_causal=False, scale=None,
+                                 dropout_p=0.0):
+    """softmax(q @ k^T * scale + bias, axis=-1) @ v for q (..., L, E),
+    k (..., S, E), v (..., S, Ev), leading axes broadcast; ``scale``
+    defaults to 1 / sqrt(E).
+
+    ``mask`` (broadcast to (..., L, S)) is PyTorch's: a boolean array whose
+    True entries take part (False ones get -inf before the softmax), or a
+    float array added to the scores. ``is_causal`` lets position i attend
+    to positions j <= i. A row where nothing takes part gives zeros (and
+    zero gradients), as PyTorch 2.13 gives.
+    ``dropout_p`` drops attention weights as ``dropout`` does, in training
+    only (``Config.train``).
+    """
+    q, k, v = as_variable(q), as_variable(k), as_variable(v)
+    L, S = q.shape[-2], k.shape[-2]
+    if scale is None:
+        scale = 1.0 / float(np.sqrt(q.shape[-1]))
+    scores = batched_matmul(q, _swap_last(k)) * scale
+    xp = _xp(scores.data)
+    if is_causal:
+        if mask is not None:
+            raise ValueError('scaled_dot_product_attention: give mask or is_causal, '
+                             'not both')
+        mask = xp.tril(xp.ones((L, S), dtype=bool))
+    if mask is not None:
+        m = mask.data if isinstance(mask, Variable) else xp.asarray(mask)
+        if m.dtype == bool:
+            neg_inf = xp.array(-np.inf, dtype=scores.dtype)
+            scores = scores + xp.where(m, xp.zeros((), scores.dtype), neg_inf)
+        else:
+            scores = scores + mask
+    weights = _MaskedSoftmax(-1)(scores) if mask is not None else softmax(scores, axis=-1)
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p)
+    return batched_matmul(weights, v)
+
+
+# =============================================================================
 # conv2d and friends (written in functions_conv, which may be absent)
 # =============================================================================
 try:

@@ -79,6 +79,38 @@ def _write_npz(f, arrays):
                                           allow_pickle=False)
 
 
+def _save_npz(path, arrays):
+    """Write ``arrays`` to the ``.npz`` file ``path`` (or an open file) so
+    that it appears complete or not at all: written to a temporary file in
+    the same directory, then renamed over ``path``. ``save_weights`` and the
+    optimizers' ``save_state`` both write through this."""
+    if hasattr(path, 'write'):  # an open file: no rename possible
+        _write_npz(path, arrays)
+        return
+    path = _npz_path(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+    while True:
+        tmp = os.path.join(directory, f'.{base}.{os.urandom(6).hex()}.tmp')
+        try:
+            fd = os.open(tmp, flags, 0o666)  # mode as np.savez's, via umask
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            _write_npz(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class Layer:
     """A container of Parameters and sub-Layers.
 
@@ -186,31 +218,7 @@ class Layer:
                     'was written')
             arrays[key] = cuda.as_numpy(param.data)
 
-        if hasattr(path, 'write'):  # an open file: no rename possible
-            _write_npz(path, arrays)
-            return
-        path = _npz_path(path)
-        directory, base = os.path.split(os.path.abspath(path))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
-        while True:
-            tmp = os.path.join(directory, f'.{base}.{os.urandom(6).hex()}.tmp')
-            try:
-                fd = os.open(tmp, flags, 0o666)  # mode as np.savez's, via umask
-                break
-            except FileExistsError:
-                continue
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                _write_npz(f, arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-            raise
+        _save_npz(path, arrays)
 
     def load_weights(self, path):
         """Set every parameter's data from the ``.npz`` file ``path``
@@ -448,6 +456,174 @@ class LSTM(Layer):
 
         self.h, self.c = h_new, c_new
         return h_new
+
+
+# =============================================================================
+# Beyond DeZero: GRU, LayerNorm, Dropout, MultiHeadAttention
+# =============================================================================
+class GRU(Layer):
+    """Gated recurrent unit in PyTorch's formulation, one time step per call:
+    r = sigmoid(x @ Wxr + bxr + h @ Whr), z = sigmoid(x @ Wxz + bxz + h @ Whz),
+    n = tanh(x @ Wxn + bxn + r * (h @ Whn + bhn)), h_new = (1 - z) * n + z * h.
+
+    After ``reset_state()`` the previous h is zero, and the h terms are left
+    out (as LSTM does), so the Wh* get no gradient from that step. Weights
+    are drawn as Linear draws them. PyTorch's weights map as
+    ``x2r.W = W_ir.T``, ``x2r.b = b_ir + b_hr`` (likewise z),
+    ``x2n.b = b_in``, ``h2n.W = W_hn.T``, ``h2n.b = b_hn``.
+    """
+
+    def __init__(self, hidden_size, in_size=None):
+        super().__init__()
+        H, I = hidden_size, in_size
+        self.hidden_size = H
+        self.x2r = Linear(H, in_size=I)
+        self.x2z = Linear(H, in_size=I)
+        self.x2n = Linear(H, in_size=I)
+        self.h2r = Linear(H, in_size=H, nobias=True)
+        self.h2z = Linear(H, in_size=H, nobias=True)
+        self.h2n = Linear(H, in_size=H)
+        self.reset_state()
+
+    def reset_state(self):
+        """Forget the hidden state: the next call starts from h = 0."""
+        self.h = None
+
+    def forward(self, x):
+        """One time step: x (N, in_size) -> the new hidden state (N,
+        hidden_size), which is also kept for the next call."""
+        h = self.h
+        if h is None:
+            r = F.sigmoid(self.x2r(x))
+            z = F.sigmoid(self.x2z(x))
+            n = F.tanh(self.x2n(x) + r * self.h2n.b)
+            h_new = (1 - z) * n
+        else:
+            r = F.sigmoid(self.x2r(x) + self.h2r(h))
+            z = F.sigmoid(self.x2z(x) + self.h2z(h))
+            n = F.tanh(self.x2n(x) + r * self.h2n(h))
+            h_new = (1 - z) * n + z * h
+        self.h = h_new
+        return h_new
+
+
+class LayerNorm(Layer):
+    """Layer normalisation over the last axis (``functions.layer_norm``):
+    gamma (ones) and beta (zeros) of shape (D,) are created on the first
+    call with x's dtype, or at construction when ``in_size`` is given."""
+
+    def __init__(self, eps=1e-5, in_size=None, dtype=np.float32):
+        super().__init__()
+        self.eps = eps
+        self.gamma = Parameter(None, name='gamma')
+        self.beta = Parameter(None, name='beta')
+        if in_size is not None:
+            self._init_params(np, in_size, dtype)
+
+    def _init_params(self, xp, D, dtype):
+        self.gamma.data = xp.ones(D, dtype=dtype)
+        self.beta.data = xp.zeros(D, dtype=dtype)
+
+    def forward(self, x):
+        """Normalise x over its last axis, then scale and shift."""
+        if self.gamma.data is None:
+            shape = getattr(x, 'shape', ())
+            if not shape:
+                raise ValueError(f'LayerNorm: x must have at least one axis, got shape '
+                                 f'{shape}')
+            data = x.data if hasattr(x, 'creator') else x
+            self._init_params(cuda.get_array_module(data), shape[-1], data.dtype)
+        return F.layer_norm(x, self.gamma, self.beta, self.eps)
+
+
+class Dropout(Layer):
+    """Dropout (``functions.dropout``) as a layer: in training each element
+    is zeroed with probability ``dropout_ratio`` and the rest scaled by
+    1 / (1 - dropout_ratio); in test mode it passes x through."""
+
+    def __init__(self, dropout_ratio=0.5):
+        super().__init__()
+        if not 0 <= dropout_ratio <= 1:
+            raise ValueError(f'Dropout: dropout_ratio must lie in [0, 1], got '
+                             f'{dropout_ratio}')
+        self.dropout_ratio = dropout_ratio
+
+    def forward(self, x):
+        """x with dropout applied (in training), x itself in test mode."""
+        return F.dropout(x, self.dropout_ratio)
+
+
+class MultiHeadAttention(Layer):
+    """Multi-head attention over batch-first sequences: query (N, L, E),
+    key (N, S, Ek) and value (N, S, Ev) (key and value default to query).
+    Each is projected to E = ``embed_dim`` features (``wq``, ``wk``, ``wv``),
+    split into ``num_heads`` heads of E / num_heads, attended with
+    ``functions.scaled_dot_product_attention``, joined and projected by
+    ``wo``. ``embed_dim`` defaults to the query's last axis, and the input
+    sizes are taken on the first call, as Linear does.
+
+    ``mask`` is (L, S) or (N, L, S), boolean with True taking part (as in
+    ``scaled_dot_product_attention``; PyTorch's MultiheadAttention reads a
+    boolean mask the other way round), or a float array added to the scores.
+    ``dropout_ratio`` drops attention weights in training. Returns the
+    output only (N, L, E). PyTorch's ``in_proj_weight`` split in three and
+    transposed gives ``wq.W``, ``wk.W``, ``wv.W``; ``out_proj.weight.T`` is
+    ``wo.W``.
+    """
+
+    def __init__(self, num_heads, embed_dim=None, dropout_ratio=0.0, nobias=False):
+        super().__init__()
+        self.num_heads = num_heads
+        self.embed_dim = None
+        self.dropout_ratio = dropout_ratio
+        self.nobias = nobias
+        if embed_dim is not None:
+            self._build(embed_dim)
+
+    def _build(self, E):
+        if E % self.num_heads:
+            raise ValueError(f'MultiHeadAttention: embed_dim {E} is not divisible by '
+                             f'num_heads {self.num_heads}')
+        self.embed_dim = E
+        self.wq = Linear(E, nobias=self.nobias)
+        self.wk = Linear(E, nobias=self.nobias)
+        self.wv = Linear(E, nobias=self.nobias)
+        self.wo = Linear(E, nobias=self.nobias, in_size=E)
+
+    def _heads(self, proj, x):
+        """(N, T, C) -> projected, then (N, heads, T, E / heads)."""
+        N, T = x.shape[0], x.shape[1]
+        y = proj(F.reshape(x, (N * T, x.shape[2])))
+        y = F.reshape(y, (N, T, self.num_heads, self.embed_dim // self.num_heads))
+        return F.transpose(y, (0, 2, 1, 3))
+
+    def __call__(self, query, key=None, value=None, mask=None):
+        # Layer.__call__ takes positional inputs only; mask is a keyword here.
+        return super().__call__(query, key, value, mask)
+
+    def forward(self, query, key=None, value=None, mask=None):
+        """Attend from query to key/value (both default to query); returns
+        (N, L, embed_dim)."""
+        key = query if key is None else key
+        value = key if value is None else value
+        for name, t in (('query', query), ('key', key), ('value', value)):
+            if len(getattr(t, 'shape', ())) != 3:
+                raise ValueError(f'MultiHeadAttention: {name} must be 3-d (N, T, E), got '
+                                 f'shape {getattr(t, "shape", None)}')
+        if self.embed_dim is None:
+            self._build(query.shape[2])
+        N, L = query.shape[0], query.shape[1]
+        q = self._heads(self.wq, query)
+        k = self._heads(self.wk, key)
+        v = self._heads(self.wv, value)
+        if mask is not None:
+            m = mask.data if hasattr(mask, 'creator') else mask
+            if m.ndim == 3:  # (N, L, S): the same mask for every head
+                mask = m[:, None]
+        y = F.scaled_dot_product_attention(q, k, v, mask=mask,
+                                           dropout_p=self.dropout_ratio)
+        y = F.reshape(F.transpose(y, (0, 2, 1, 3)), (N * L, self.embed_dim))
+        return F.reshape(self.wo(y), (N, L, self.embed_dim))
 
 
 # =============================================================================

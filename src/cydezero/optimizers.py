@@ -24,8 +24,12 @@ Where this differs from DeZero 0.0.13, and why:
   failed on a read-only view.
 """
 import math
+import sys
 import weakref
 
+import numpy as np
+
+from cydezero import _lr_scheduler as lr_scheduler
 from cydezero import cuda
 from cydezero._core import Parameter, Variable
 
@@ -110,6 +114,140 @@ class Optimizer:
 
         self._finalizers[key] = weakref.ref(param, forget)
         return tuple(getattr(self, name)[key] for name in self._state_names)
+
+    # -- Training state: state_dict / load_state_dict / save_state / load_state
+    # Attributes that are not hyperparameters: the model, the hook objects
+    # (code, which the caller re-adds) and the weak references.
+    _not_hyper = ('target', 'hooks', '_finalizers')
+
+    def _paths(self, who):
+        """[(path, Parameter)] for the target's parameters, each once under
+        the first path that reaches it (a Layer's slash-joined attribute
+        path; the position in params() for other targets)."""
+        if self.target is None:
+            raise RuntimeError(f'{type(self).__name__}.{who}: call setup(model) first')
+        named = getattr(self.target, '_named_params', None)
+        pairs = named() if named is not None else \
+            ((str(i), p) for i, p in enumerate(self.target.params()))
+        seen, out = set(), []
+        for path, p in pairs:
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append((path, p))
+        return out
+
+    def state_dict(self):
+        """The optimizer's training state as a dict: ``'type'`` (the class
+        name), ``'hyperparams'`` (every attribute that is not a state dict,
+        the model or the hooks: ``lr``, ``momentum``, Adam's step count
+        ``t``, ...) and ``'state'``, mapping each parameter's path in the
+        model (``'l1/W'``) to its state arrays by name (``{'ms': ..., 'vs':
+        ...}``). Arrays are copies. Hooks are not included."""
+        hyper = {k: v for k, v in vars(self).items()
+                 if k not in self._not_hyper and k not in self._state_names}
+        state = {}
+        for path, p in self._paths('state_dict'):
+            entry = {name: getattr(self, name)[id(p)].copy() for name in self._state_names
+                     if id(p) in getattr(self, name)}
+            if entry:
+                state[path] = entry
+        return {'type': type(self).__name__, 'hyperparams': hyper, 'state': state}
+
+    def load_state_dict(self, state):
+        """Restore what ``state_dict`` returned, onto the model given to
+        ``setup`` (its parameters found by path). Everything is checked
+        first (the optimizer type, every path, every array's shape), so a
+        failure changes nothing. The arrays are copied."""
+        cls = type(self).__name__
+        if state.get('type') != cls:
+            raise ValueError(f'{cls}.load_state_dict: the state is of a '
+                             f'{state.get("type")}, not a {cls}')
+        params = dict(self._paths('load_state_dict'))
+        for path, entry in state['state'].items():
+            p = params.get(path)
+            if p is None:
+                raise KeyError(f'{cls}.load_state_dict: the model has no parameter '
+                               f'{path!r} (it has: {", ".join(params) or "none"})')
+            for name, arr in entry.items():
+                if name not in self._state_names:
+                    raise KeyError(f'{cls}.load_state_dict: {path!r} has state '
+                                   f'{name!r}; {cls} keeps {self._state_names}')
+                if p.data is None or arr.shape != p.data.shape:
+                    raise ValueError(
+                        f'{cls}.load_state_dict: state {name!r} of {path!r} has shape '
+                        f'{arr.shape} but the parameter has shape '
+                        f'{None if p.data is None else p.data.shape}')
+        for name in self._state_names:
+            getattr(self, name).clear()
+        self._finalizers.clear()
+        for k, v in state['hyperparams'].items():
+            setattr(self, k, v)
+        for path, entry in state['state'].items():
+            arrays = dict(zip(self._state_names, self._new_state(params[path])))
+            for name, arr in entry.items():
+                arrays[name][...] = arr
+
+    def save_state(self, path):
+        """Write ``state_dict()`` to the ``.npz`` file ``path`` (the suffix
+        added when missing), beside the model's ``save_weights`` file and as
+        safely: complete or not at all. The hyperparameters go in as JSON,
+        NumPy scalars with their dtype, so a resumed run rounds as the
+        uninterrupted one does."""
+        import json
+
+        from cydezero.layers import _save_npz
+        sd = self.state_dict()
+        arrays = {f'state/{p}/{name}': cuda.as_numpy(arr)
+                  for p, entry in sd['state'].items() for name, arr in entry.items()}
+        meta = {'type': sd['type'],
+                'hyperparams': {k: _encode_hyper(type(self).__name__, k, v)
+                                for k, v in sd['hyperparams'].items()}}
+        arrays['meta'] = np.array(json.dumps(meta))
+        _save_npz(path, arrays)
+
+    def load_state(self, path):
+        """Read a file written by ``save_state`` and ``load_state_dict`` it
+        (``path`` may omit ``.npz``)."""
+        import json
+        import os
+
+        if not hasattr(path, 'read'):
+            path = os.fspath(path)
+            if not os.path.exists(path) and os.path.exists(path + '.npz'):
+                path += '.npz'
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz['meta']))
+            state = {}
+            for key in npz.files:
+                if key.startswith('state/'):
+                    p, name = key[len('state/'):].rsplit('/', 1)
+                    state.setdefault(p, {})[name] = npz[key]
+        xp_params = {p: param for p, param in self._paths('load_state')}
+        for p, entry in state.items():  # back onto the parameters' device
+            param = xp_params.get(p)
+            if param is not None and param.data is not None and \
+                    cuda.get_array_module(param.data) is not np:
+                state[p] = {n: cuda.as_cupy(a) for n, a in entry.items()}
+        hyper = {k: _decode_hyper(v) for k, v in meta['hyperparams'].items()}
+        self.load_state_dict({'type': meta['type'], 'hyperparams': hyper, 'state': state})
+
+
+def _encode_hyper(cls, name, v):
+    """A hyperparameter as JSON: Python scalars as they are (JSON keeps a
+    float's every bit), NumPy scalars tagged with their dtype."""
+    if v is None or type(v) in (bool, int, float, str):
+        return v
+    if isinstance(v, np.generic) and v.dtype.kind in 'biuf':
+        return {'numpy': v.dtype.str, 'value': v.item()}
+    raise TypeError(f'{cls}.save_state: hyperparameter {name!r} is a '
+                    f'{type(v).__name__}; only numbers, strings, None and NumPy '
+                    'scalars can be saved (use state_dict() for the rest)')
+
+
+def _decode_hyper(v):
+    if isinstance(v, dict):
+        return np.dtype(v['numpy']).type(v['value'])
+    return v
 
 
 # =============================================================================
@@ -359,3 +497,11 @@ class Adam(Optimizer):
             m += (1 - beta1) * (grad - m)
             v += (1 - beta2) * (grad * grad - v)
             data -= lr * m / (xp.sqrt(v) + eps)
+
+
+# =============================================================================
+# Learning-rate schedules: cydezero.optimizers.lr_scheduler
+# =============================================================================
+# Registered as a submodule too, so that PyTorch's spelling works:
+# ``from cydezero.optimizers.lr_scheduler import StepLR``.
+sys.modules[__name__ + '.lr_scheduler'] = lr_scheduler
