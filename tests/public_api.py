@@ -24,6 +24,7 @@ MODULES = (
     'cydezero.optimizers',
     'cydezero.optimizers.lr_scheduler',
     'cydezero.functional',
+    'cydezero.profiler',
     'cydezero.datasets',
     'cydezero.dataloaders',
     'cydezero.transforms',

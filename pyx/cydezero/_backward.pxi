@@ -323,6 +323,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef set keep = {id(v) for v in wanted} if functional else None
     cdef Variable cut = None
     cdef size_t epoch
+    cdef long long t0
 
     # The pass in four phases: seed the roots; run the Functions in
     # generation order (each step: outputs' hooks, the backward, accumulate
@@ -365,7 +366,10 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     (<Variable>ys[i])._acc_owned = False
                 Py_INCREF(gy)
                 PyTuple_SET_ITEM(gys, i, gy)
+            t0 = _profile_clock() if cdz_profile else 0
             gxs = f._bw(gys, graph) if _is_native(f) else f._py_bw(gys, graph)
+            if cdz_profile:
+                _profile_add(f, 1, _profile_clock() - t0)
             if gxs is None:
                 raise TypeError('{}.backward returned no gradients'.format(type(f).__name__))
             if cdz_anomaly:

@@ -15,10 +15,12 @@ cdef extern from *:
     static CDZ_TLS int cdz_backprop_off = 0;
     static CDZ_TLS int cdz_test_mode = 0;
     static CDZ_TLS int cdz_anomaly = 0;
+    static CDZ_TLS int cdz_profile = 0;
     """
     int cdz_backprop_off
     int cdz_test_mode
     int cdz_anomaly
+    int cdz_profile     # how many profile() blocks this thread is inside
 
 _CONFIG_FLAGS = ('enable_backprop', 'train', 'detect_anomaly')
 

@@ -30,6 +30,7 @@ include "_arrays.pxi"      # arrays, 0-d float64 arithmetic, sum_to_array
 include "_variable.pxi"    # Variable and Parameter
 include "_hooks.pxi"       # gradient hooks and their handles
 include "_anomaly.pxi"     # detect_anomaly: recording sites, checking gradients
+include "_profile.pxi"     # profile(): calls and time per Function type
 include "_function.pxi"    # Function, recording a forward (_apply)
 include "_backward.pxi"    # the backward pass and grad()
 include "_ops.pxi"         # what the built-in operations share, _Builtin

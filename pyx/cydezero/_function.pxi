@@ -356,6 +356,7 @@ cdef object _apply(Function f, tuple inputs):
             '{}: an input has generation {}, the largest there is; its outputs\' '
             'would not fit (generations are C ints)'.format(type(f).__name__, gen))
 
+    cdef long long t0 = _profile_clock() if cdz_profile else 0
     if native:
         try:
             ys = f._fwd(xs)
@@ -363,6 +364,8 @@ cdef object _apply(Function f, tuple inputs):
             raise _forward_error(f, inputs, e) from e
     else:
         ys = f._py_fwd(xs)
+    if cdz_profile:
+        _profile_add(f, 0, _profile_clock() - t0)
 
     cdef list outs
     cdef Variable out

@@ -45,5 +45,6 @@ from cydezero.dataloaders import DataLoader, SeqDataLoader  # noqa: F401
 from cydezero.datasets import Dataset  # noqa: F401
 from cydezero.layers import Layer  # noqa: F401
 from cydezero.models import Model  # noqa: F401
+from cydezero.profiler import ProfileReport, profile  # noqa: F401
 
 __version__ = "0.1.0"

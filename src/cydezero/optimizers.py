@@ -67,10 +67,13 @@ class Optimizer:
         self._finalizers = {}
 
     def setup(self, target):
+        """Optimize ``target``'s parameters (a Layer or Model); returns self."""
         self.target = target
         return self
 
     def update(self):
+        """One step: the hooks on the parameters that have a gradient, then
+        ``update_one`` on each of those."""
         if self.target is None:
             raise RuntimeError(f'{type(self).__name__}.update: call '
                                'setup(model) first')
@@ -84,10 +87,12 @@ class Optimizer:
                 self.update_one(param)
 
     def update_one(self, param):
+        """Update one parameter from its gradient; each optimizer defines it."""
         raise NotImplementedError(
             f'{type(self).__name__} does not implement update_one()')
 
     def add_hook(self, f):
+        """Run ``f(params)`` before every update (WeightDecay, ClipGrad, ...)."""
         self.hooks.append(f)
 
     def __getstate__(self):
@@ -459,11 +464,13 @@ class Adam(Optimizer):
         self.vs = {}
 
     def update(self, *args, **kwargs):
+        """One step, counting it in ``t`` for the bias correction."""
         self.t += 1
         super().update(*args, **kwargs)
 
     @property
     def lr(self):
+        """The bias-corrected step size of the current ``t``."""
         fix1 = 1. - math.pow(self.beta1, self.t)
         fix2 = 1. - math.pow(self.beta2, self.t)
         return self.alpha * math.sqrt(fix2) / fix1
