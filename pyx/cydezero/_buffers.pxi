@@ -7,8 +7,9 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 
 cimport numpy as cnp
 
-# Matrix products with at most this many multiply-adds run in _kernels.matmul;
-# above it the BLAS is faster despite the call (measured in bench/kernels.py).
+# Linear's fast path (pooled result buffers, the bias and its gradient in
+# C) applies to products of at most this many multiply-adds; above it the
+# BLAS call dominates and the NumPy spelling is as fast.
 cdef enum:
     _SMALL_MATMUL = 4096
 
@@ -137,7 +138,8 @@ cdef inline object _empty2(int t, cnp.npy_intp m, cnp.npy_intp n):
 
 cdef inline int _small_matrices(object x, object W):
     """The common fast type of x (M x K) and W (K x N) when both are
-    matrices small enough for _kernels.matmul, none of M, K, N zero; else -1."""
+    matrices small enough for Linear's fast path, none of M, K, N zero;
+    else -1."""
     cdef int t = _fast_type2(x, W)
     if t < 0 or _ndim(x) != 2 or _ndim(W) != 2:
         return -1

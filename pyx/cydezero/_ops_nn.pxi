@@ -28,6 +28,15 @@ from cydezero cimport _kernels
 # calls the fast path first and then reads as its definition.
 
 # --- Linear -------------------------------------------------------------------
+# A matrix product that sums more than one term goes to the BLAS, through
+# np.dot as DeZero's x.dot(W) does: the BLAS orders (and fuses) its sums in
+# its own way, so only its own result is DeZero's to the last bit. One-term
+# products (a contraction of length 1) are exact anywhere and stay in
+# _kernels.matmul; so do the bias and the bias gradient, whose sums are
+# NumPy's own order.
+
+cdef object _np_dot = np.dot
+
 
 cdef void _linear_fwd_loop(_kernels.real* y, object x, object W, object b) noexcept:
     _kernels.matmul(_dim(x, 0), _dim(x, 1), _dim(W, 1),
@@ -36,8 +45,19 @@ cdef void _linear_fwd_loop(_kernels.real* y, object x, object W, object b) noexc
                     NULL if b is None else <_kernels.real*>_data(b), y)
 
 
+cdef void _add_bias_loop(_kernels.real* y, object b, cnp.npy_intp M,
+                         cnp.npy_intp N) noexcept:
+    """y[i, j] += b[j], as NumPy's y += b."""
+    cdef const _kernels.real* q = <_kernels.real*>_data(b)
+    cdef cnp.npy_intp i, j
+    for i in range(M):
+        for j in range(N):
+            y[i * N + j] += q[j]
+
+
 cdef void _linear_bw_loop(_kernels.real* g, object x, object W,
                           object gx, object gW, object gb, Py_ssize_t chunk) noexcept:
+    """gb, and the one-term products of gx and gW (the rest: the BLAS)."""
     # g: the buffer of gy; chunk: _sum_chunk() (read when N == 1)
     cdef cnp.npy_intp M = _dim(x, 0), K = _dim(x, 1), N = _dim(W, 1)
     cdef _kernels.real* b
@@ -47,23 +67,32 @@ cdef void _linear_bw_loop(_kernels.real* g, object x, object W,
             b[0] = _kernels.numpy_sum(g, M, chunk)
         else:
             _kernels.column_sums(M, N, g, b)
-    if gx is not None:      # gy @ W.T
+    if gx is not None and N == 1:      # gy @ W.T
         _kernels.matmul(M, N, K, g, N, 1, <_kernels.real*>_data(W), 1, N, NULL,
                         <_kernels.real*>_data(gx))
-    if gW is not None:      # x.T @ gy
+    if gW is not None and M == 1:      # x.T @ gy
         _kernels.matmul(K, M, N, <_kernels.real*>_data(x), 1, K, g, N, 1, NULL,
                         <_kernels.real*>_data(gW))
 
 
 cdef object _linear_fwd_fast(object x, object W, object b):
-    """x @ W + b on plain buffers of small matrices, or None."""
+    """x @ W + b into a pooled buffer, for small matrices, or None."""
     cdef int t = _small_matrices(x, W)
     if t < 0 or not (b is None or (
             _fast_type(b) == t and _ndim(b) == 1 and _dim(b, 0) == _dim(W, 1))):
         return None
     y = _empty2(t, _dim(x, 0), _dim(W, 1))
+    if _dim(x, 1) != 1:
+        _np_dot(x, W, out=y)
+        if b is None:
+            return y
     feclearexcept(_FP_FLAGS)
-    if t == cnp.NPY_DOUBLE:
+    if _dim(x, 1) != 1:
+        if t == cnp.NPY_DOUBLE:
+            _add_bias_loop(<double*>_data(y), b, _dim(y, 0), _dim(y, 1))
+        else:
+            _add_bias_loop(<float*>_data(y), b, _dim(y, 0), _dim(y, 1))
+    elif t == cnp.NPY_DOUBLE:
         _linear_fwd_loop(<double*>_data(y), x, W, b)
     else:
         _linear_fwd_loop(<float*>_data(y), x, W, b)
@@ -73,7 +102,7 @@ cdef object _linear_fwd_fast(object x, object W, object b):
 
 
 cdef tuple _linear_bw_fast(Linear f, object gy):
-    """(gx, gW[, gb]) on plain buffers of small matrices, or None."""
+    """(gx, gW[, gb]) into pooled buffers, for small matrices, or None."""
     # First: on NumPy 2.0-2.2 it may run Python code (np.getbufsize).
     cdef Py_ssize_t chunk = _sum_chunk()
     x = f._x(0, False)
@@ -102,6 +131,10 @@ cdef tuple _linear_bw_fast(Linear f, object gy):
         _linear_bw_loop(<float*>_data(gy), x, W, gx, gW, gb, chunk)
     if fetestexcept(_FP_FLAGS):
         return None
+    if gx is not None and N != 1:
+        _np_dot(gy, W.T, out=gx)
+    if gW is not None and _dim(x, 0) != 1:
+        _np_dot(x.T, gy, out=gW)
     return (gx, gW) if f._nin == 2 else (gx, gW, gb)
 
 
