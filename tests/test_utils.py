@@ -5,6 +5,7 @@ import re
 import sys
 import urllib.error
 import urllib.request
+import warnings
 
 import numpy as np
 import pytest
@@ -20,13 +21,45 @@ RNG = np.random.default_rng(1)
 # -----------------------------------------------------------------------------
 # array helpers
 # -----------------------------------------------------------------------------
-def test_sum_to_is_the_core_array_helper():
-    from cydezero import _core
-    assert U.sum_to is _core.sum_to_array
+def test_sum_to_is_the_core_array_helper_where_the_shape_is_reachable():
     x = RNG.standard_normal((2, 3, 4))
-    np.testing.assert_allclose(U.sum_to(x, (3, 1)), x.sum(axis=(0, 2))[:, None])
-    np.testing.assert_allclose(U.sum_to(x, (4,)), x.sum(axis=(0, 1)))
-    assert U.sum_to(x, (2, 3, 4)) is x
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        np.testing.assert_allclose(U.sum_to(x, (3, 1)), x.sum(axis=(0, 2))[:, None])
+        np.testing.assert_allclose(U.sum_to(x, (4,)), x.sum(axis=(0, 1)))
+        assert U.sum_to(x, (2, 3, 4)) is x
+
+
+UNREACHABLE = [((2, 3), (4,)), ((2, 3), (3, 2)), ((2, 3), (1, 2)), ((2, 3), (2, 1, 3)),
+               ((2, 3, 4), (5, 1)), ((3,), (2, 1))]
+
+
+@pytest.mark.parametrize('x_shape, shape', UNREACHABLE)
+def test_sum_to_an_unreachable_shape_warns_and_returns_what_dezero_returns(
+        dezero, x_shape, shape):
+    x = RNG.standard_normal(x_shape)
+    expected = dezero.utils.sum_to(x, shape)
+    with pytest.warns(U.SumToShapeWarning) as record:
+        y = U.sum_to(x, shape)
+    np.testing.assert_array_equal(y, expected)
+    w = record[0].message
+    assert (w.x_shape, w.shape, w.result_shape) == (x_shape, shape, expected.shape)
+    assert str(w).startswith(f'sum_to: an array of shape {x_shape} cannot be summed '
+                             f'to shape {shape}')
+    assert record[0].filename == __file__      # points at the caller
+
+    # functions.sum_to, forward and backward, as DeZero's
+    gy = RNG.standard_normal(expected.shape)
+    v, dv = Variable(x.copy()), dezero.Variable(x.copy())
+    with pytest.warns(U.SumToShapeWarning, match='sum_to: an array') as record:
+        yv = F.sum_to(v, shape)
+    assert record[0].filename == __file__
+    assert 'SumTo: sum_to' not in str(record[0].message)
+    dy = dezero.functions.sum_to(dv, shape)
+    np.testing.assert_array_equal(yv.data, dy.data)
+    (yv * gy).sum().backward()
+    (dy * gy).sum().backward()
+    np.testing.assert_array_equal(v.grad.data, dv.grad.data)
 
 
 def test_reshape_sum_backward_and_max_backward_shape():

@@ -6,11 +6,12 @@ import shutil
 import subprocess
 import tempfile
 import urllib.request
+import warnings
 
 import numpy as np
 
 from cydezero import cuda
-from cydezero._core import (  # noqa: F401  (sum_to is DeZero's array helper)
+from cydezero._core import (  # noqa: F401
     Variable,
     as_variable,
     max_backward_shape,
@@ -18,7 +19,53 @@ from cydezero._core import (  # noqa: F401  (sum_to is DeZero's array helper)
     sum_to_array,
 )
 
-sum_to = sum_to_array
+
+# =============================================================================
+# sum_to on arrays
+# =============================================================================
+class SumToShapeWarning(UserWarning):
+    """``sum_to`` was asked for a shape that the array cannot be summed to
+    (the shape is not one it could have been broadcast from). DeZero returns
+    its sum anyway, of another shape, and code written for it (its own tests
+    among it) relies on that, so cydezero does the same and warns.
+    ``x_shape`` and ``shape`` are the two shapes, ``result_shape`` the shape
+    of what was returned."""
+
+    def __init__(self, x_shape, shape, result_shape):
+        self.x_shape, self.shape = tuple(x_shape), tuple(shape)
+        self.result_shape = tuple(result_shape)
+        super().__init__(
+            f'sum_to: an array of shape {self.x_shape} cannot be summed to shape '
+            f'{self.shape}; returning what DeZero returns, of shape {self.result_shape}')
+
+
+def _dezero_sum_axes(ndim, shape):
+    """The axes DeZero sums over for sum_to(x, shape), and the leading ones
+    it squeezes afterwards (it never checks that shape can be reached)."""
+    lead = ndim - len(shape)
+    lead_axis = tuple(range(lead))
+    return lead_axis + tuple(i + lead for i, s in enumerate(shape) if s == 1), lead_axis
+
+
+def _dezero_sum_to(x, shape):
+    axis, lead_axis = _dezero_sum_axes(x.ndim, shape)
+    y = x.sum(axis, keepdims=True)
+    return y.squeeze(lead_axis) if lead_axis else y
+
+
+def sum_to(x, shape):
+    """Sum the array ``x`` down to ``shape``, the inverse of broadcasting
+    (the engine's ``sum_to_array``). For a shape that ``x`` cannot be summed
+    to, warns ``SumToShapeWarning`` and returns DeZero's result (summed over
+    the axes where ``shape`` has 1, then squeezed), whatever its shape."""
+    try:
+        return sum_to_array(x, shape)
+    except ValueError:      # the one error it raises: shape is unreachable
+        pass
+    shape = tuple(shape)
+    y = _dezero_sum_to(x, shape)
+    warnings.warn(SumToShapeWarning(x.shape, shape, y.shape), stacklevel=2)
+    return y
 
 
 # =============================================================================
