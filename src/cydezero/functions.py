@@ -130,6 +130,10 @@ def average(x, axis=None, keepdims=False):
     return y * (y.data.size / x.data.size)
 
 
+# The book repository's name for average (not in the PyPI release).
+mean = average
+
+
 # =============================================================================
 # Linear
 # =============================================================================
