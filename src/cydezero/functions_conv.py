@@ -97,6 +97,28 @@ def _slab(img, i, j, s, OH, OW):
     return img[:, :, i:i + s[0] * (OH - 1) + 1:s[0], j:j + s[1] * (OW - 1) + 1:s[1]]
 
 
+def _col_rows(img, k, s, p, OH, OW):
+    """The windows as the C-order (N*OH*OW, C*KH*KW) matrix DeZero
+    multiplies, one row per output pixel, columns ordered (c, i, j).
+
+    Its operand layout matters: a BLAS may round a product of the same
+    matrices differently when one is passed transposed (OpenBLAS's small-
+    matrix kernels do), so this is built in DeZero's layout. Written one
+    kernel offset at a time, each a copy whose inner loop runs along an
+    image row: 2.3x faster than numpy's copy of the transposed window view
+    on a one-channel image (whose inner loop is a kernel row), as fast with
+    16 channels."""
+    xp = cuda.get_array_module(img)
+    N, C = img.shape[:2]
+    KH, KW = k
+    col = xp.empty((N, OH, OW, C, KH, KW), dtype=img.dtype)
+    padded = _pad(img, p)
+    for i in range(KH):
+        for j in range(KW):
+            col[:, :, :, :, i, j] = _slab(padded, i, j, s, OH, OW).transpose(0, 2, 3, 1)
+    return col.reshape(N * OH * OW, C * KH * KW)
+
+
 def _padded_buffer(alloc, img_shape, s, p, dtype):
     """An image buffer with the padding on each side, plus stride - 1 rows
     and columns (as DeZero's col2im allocates), and the (N, C, H, W) view
@@ -216,11 +238,14 @@ class Conv2d(_ConvBase):
         _check_channels('conv2d', x, W, C)
         _check_bias('conv2d', b, OC, W)
         k, s, p = _geometry('conv2d', (KH, KW), self.stride, self.pad)
+        N = x.shape[0]
         OH, OW = _outsize('conv2d', x.shape, k, s, p)
         xp = cuda.get_array_module(x)
-        # DeZero's contraction (see the module docstring): (N*OH*OW, C*KH*KW)
-        # windows times W as a (C*KH*KW, OC) view, giving (N, OH, OW, OC).
-        y = xp.tensordot(_windows(x, k, s, p, OH, OW), W, ((1, 2, 3), (1, 2, 3)))
+        # DeZero's product (see the module docstring), operands laid out as
+        # its tensordot lays them out: the (N*OH*OW, C*KH*KW) windows times W
+        # as a (C*KH*KW, OC) view, giving (N, OH, OW, OC).
+        Wm = W.transpose(1, 2, 3, 0).reshape(C * KH * KW, OC)
+        y = xp.dot(_col_rows(x, k, s, p, OH, OW), Wm).reshape(N, OH, OW, OC)
         if b is not None:
             y += b.reshape(OC)
         return y.transpose(0, 3, 1, 2)
@@ -328,10 +353,13 @@ class Conv2DGradW(Function):
         if gy.shape[0] != N or gy.shape[2:] != (OH, OW):
             raise ValueError(f'Conv2DGradW: gy.shape={gy.shape} does not match the '
                              f'{OH}x{OW} output of x.shape={x.shape}')
-        # DeZero's contraction: gy as (OC, N*OH*OW) times the windows as
-        # (N*OH*OW, C*KH*KW), one product over the whole batch.
+        # DeZero's product, laid out as its tensordot lays it out: gy as
+        # (OC, N*OH*OW) times the windows as (N*OH*OW, C*KH*KW).
         xp = cuda.get_array_module(x)
-        return xp.tensordot(gy, _windows(x, k, s, p, OH, OW), ((0, 2, 3), (0, 4, 5)))
+        OC = gy.shape[1]
+        gy_m = gy.transpose(1, 0, 2, 3).reshape(OC, N * OH * OW)
+        gW = xp.dot(gy_m, _col_rows(x, k, s, p, OH, OW))
+        return gW.reshape(OC, C, k[0], k[1])
 
     def backward(self, gys):
         ggW = gys  # DeZero's parameter name; it is the one gradient, at gW
