@@ -157,13 +157,13 @@ def im2col_array(img, kernel_size, stride, pad, to_matrix=True):
     _check_4d('im2col_array', 'img', img)
     N = img.shape[0]
     OH, OW = _outsize('im2col_array', img.shape, k, s, p)
-    view = _windows(img, k, s, p, OH, OW)
+    col = _windows(img, k, s, p, OH, OW).copy()
     if not to_matrix:
-        return view.copy()
-    col = view.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
-    # A 1x1 kernel over a single channel reshapes without copying: still
-    # hand back an array of its own, never a read-only view of img.
-    return col.copy() if cuda.get_array_module(img).may_share_memory(col, img) else col
+        return col
+    # Reshaped from the (N, C, KH, KW, OH, OW) copy as DeZero reshapes it: a
+    # second copy for N > 1, a column-order view for N == 1, so that sums
+    # and products over it round as DeZero's do.
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
 
 
 def col2im_array(col, img_shape, kernel_size, stride, pad, to_matrix=True):
