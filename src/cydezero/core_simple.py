@@ -39,6 +39,10 @@ _grad_field = _core.Variable.__dict__['grad']
 _engine_setattr = _core.Variable.__setattr__
 _Variable = _core.Variable
 _config_get = _core._config_get
+# The engine's own setters, called directly: through the attribute, each
+# would pass through Variable.__setattr__ below (0.2 us a call).
+_set_creator = _core.Variable.creator.__set__
+_set_generation = _core.Variable.generation.__set__
 
 
 # =============================================================================
@@ -102,6 +106,9 @@ class Function(_core.Function):
         if bw is not None and not getattr(bw, '_takes_arrays', False):
             @functools.wraps(bw)
             def backward(self, *gys):
+                if len(gys) == 1:
+                    gy = gys[0]
+                    return bw(self, gy.data if isinstance(gy, _Variable) else gy)
                 return bw(self, *_arrays(gys))
             backward._takes_arrays = True
             cls.backward = backward
@@ -113,9 +120,11 @@ class Function(_core.Function):
             ys = (ys,)
         outputs = [Variable(as_array(y)) for y in ys]
         if _config_get('enable_backprop'):
-            self.generation = max([x.generation for x in inputs])
+            gen = max([x.generation for x in inputs])
+            self.generation = gen
             for y in outputs:
-                y.set_creator(self)
+                _set_creator(y, self)
+                _set_generation(y, gen + 1)
             self.inputs = inputs
             # The engine keeps its outputs by borrowed pointers (DeZero's
             # weak references): f.outputs[0]() is the output.
