@@ -1,6 +1,5 @@
 """``python -m cydezero``: usage text, the demo, and ``run``, which must
 behave like ``python script.py`` with ``import dezero`` giving cydezero."""
-import os
 import subprocess
 import sys
 

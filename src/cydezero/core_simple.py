@@ -132,9 +132,13 @@ class Function(_core.Function):
         return outputs if len(outputs) > 1 else outputs[0]
 
     def forward(self, xs):
+        """The computation on the inputs' arrays; returns an array or a
+        tuple of arrays. Subclasses define it."""
         raise NotImplementedError(f'{type(self).__name__}.forward is not implemented')
 
     def backward(self, gys):
+        """The gradients of the inputs (arrays) from those of the outputs
+        (arrays). Subclasses define it."""
         raise NotImplementedError(f'{type(self).__name__}.backward is not implemented')
 
 

@@ -24,7 +24,7 @@ x = Variable(np.linspace(-7, 7, 5))
 y = F.sin(x)
 y.backward(create_graph=True)
 logs = [y.data]
-for i in range(3):
+for _ in range(3):
     logs.append(x.grad.data)
     gx = x.grad
     x.cleargrad()
@@ -36,7 +36,7 @@ x = Variable(np.array(1.0))
 y = F.tanh(x)
 x.name, y.name = 'x', 'y'
 y.backward(create_graph=True)
-for i in range(3):
+for _ in range(3):
     gx = x.grad
     x.cleargrad()
     gx.backward(create_graph=True)

@@ -2,7 +2,6 @@ import os
 import tempfile
 
 import numpy as np
-import dezero
 import dezero.functions as F
 import dezero.layers as L
 from dezero import Model, optimizers, DataLoader, SeqDataLoader
