@@ -30,7 +30,7 @@ import functools
 import numpy as np
 
 from cydezero import _core
-from cydezero._core import sum_to_array
+from cydezero._core import sum_to_array as _sum_to_array
 from cydezero.core import Config, no_grad, using_config  # noqa: F401
 
 # The engine's own accessor of the gradient field (a member descriptor on
@@ -145,7 +145,7 @@ class Function(_core.Function):
 def _to(gx, x):
     """gx summed back to the shape of input x, if broadcasting widened it."""
     shape = x.data.shape
-    return gx if gx.shape == shape else sum_to_array(gx, shape)
+    return gx if gx.shape == shape else _sum_to_array(gx, shape)
 
 
 # =============================================================================

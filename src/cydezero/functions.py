@@ -108,6 +108,9 @@ def sum_to(x, shape):
     return y
 
 
+sum_to.__wrapped__ = _core.sum_to
+
+
 def expand_dims(x, axis):
     """Insert an axis of length 1 at ``axis`` (a reshape, so gx = gy reshaped
     back)."""
