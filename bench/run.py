@@ -7,7 +7,10 @@ hand-written NumPy floor.
     python bench/run.py --quick --tiny  # smoke test sizes (seconds)
     python bench/run.py --only chain,deep --reps 9 --out /tmp/b
 
-Writes DIR/latest.json and DIR/scaling.png (DIR defaults to bench/results).
+Writes DIR/latest.json and DIR/scaling.png. DIR defaults to bench/results
+for a full run (its latest.json is tracked: the figures the README quotes)
+and to bench/results/<quick|tiny|partial> (git-ignored) for any other, so a
+quick or partial run never dirties the checkout.
 See bench/README.md for what each workload is and how to read the ratios.
 """
 import argparse
@@ -474,8 +477,9 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=None,
                     help="timed repetitions after one warm-up (default 7; "
                          "3 in --tiny; fewer automatically for slow runs)")
-    ap.add_argument("--out", default=os.path.join(HERE, "results"),
-                    help="output directory (default bench/results)")
+    ap.add_argument("--out", default=None,
+                    help="output directory (default bench/results for a full run, "
+                         "bench/results/<quick|tiny|partial> otherwise)")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--no-gc", action="store_true",
                     help="disable the cyclic GC inside timed runs "
@@ -495,6 +499,11 @@ def main(argv=None):
         names = [k for k, v in WORKLOADS.items() if v["quick"]]
     else:
         names = list(WORKLOADS)
+
+    if args.out is None:
+        mode = ("tiny" if args.tiny else "quick" if args.quick
+                else "partial" if args.only else None)
+        args.out = os.path.join(HERE, "results", *([mode] if mode else []))
 
     peers = load_peers()
     # Move everything the imports created (torch alone is ~200k objects) to

@@ -80,6 +80,22 @@ def test_compute_bound_tiny(tmp_path):
     assert conv_np and conv_np[0]["status"] == "n/a"
 
 
+def test_a_quick_run_leaves_the_tracked_results_alone():
+    tracked = os.path.join(ROOT, "bench", "results", "latest.json")
+    with open(tracked, "rb") as f:
+        before = f.read()
+    proc = subprocess.run(
+        [sys.executable, RUN, "--quick", "--tiny", "--only", "chain", "--no-plot"],
+        check=False, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(tracked, "rb") as f:
+        assert f.read() == before
+    written = os.path.join(ROOT, "bench", "results", "tiny", "latest.json")
+    assert "wrote " + written in proc.stdout
+    with open(written) as f:
+        assert json.load(f)["meta"]["mode"] == "tiny"
+
+
 def test_missing_peers_reported(tmp_path):
     # shadow dezero and torch with modules that fail to import
     shadow = tmp_path / "shadow"

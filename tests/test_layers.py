@@ -566,3 +566,73 @@ def test_batchnorm_equals_dezero(dezero):
     np.testing.assert_allclose(ours.avg_var.data, ref.avg_var.data, rtol=1e-12)
     with inference_mode(), dezero.test_mode():
         np.testing.assert_allclose(ours(x).data, ref(x).data, rtol=1e-12)
+
+
+# -----------------------------------------------------------------------------
+# DeZero's call dispatch and attributes set before super().__init__()
+# -----------------------------------------------------------------------------
+def _both(dezero):
+    return [(dezero, dezero.layers), (cydezero, L)]
+
+
+def _gnorm_and_embed(layers):
+    """A GroupNorm and an embedding written as subclasses that override
+    forward (which DeZero's __call__ never calls)."""
+    class GroupNorm(layers.BatchNorm):
+        def forward(self, x):
+            return x * 0.0
+
+    class Embed(layers.EmbedID):
+        def forward(self, x):
+            return x * 0.0
+    return GroupNorm, Embed
+
+
+def _early_classes(lib, layers):
+    """A Model setting plain attributes before super().__init__(), and a
+    Layer setting a Layer there (which nobody can register yet)."""
+    class Net(lib.Model):
+        def __init__(self, hidden):
+            self.hidden = hidden            # before super().__init__()
+            self.tag = 'net'
+            super().__init__()
+            self.l1 = layers.Linear(hidden)
+
+        def forward(self, x):
+            return self.l1(x)
+
+    class Early(layers.Layer):
+        def __init__(self):
+            self.l1 = layers.Linear(2)
+            super().__init__()
+    return Net, Early
+
+
+def test_subclass_overriding_forward_still_gets_batchnorms_call(dezero):
+    # DeZero's BatchNorm and EmbedID compute in __call__, never through
+    # forward: a GroupNorm written as a BatchNorm subclass relies on that.
+    x = np.random.default_rng(0).standard_normal((4, 3, 2, 2))
+    ids = np.array([[0, 2], [1, 1]])
+    results = []
+    for _lib, layers in _both(dezero):
+        GroupNorm, Embed = _gnorm_and_embed(layers)
+        np.random.seed(3)
+        y = GroupNorm()(x)
+        e = Embed(3, 4)(ids)
+        results.append((y.data, e.data))
+    (y1, e1), (y2, e2) = results
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(e1, e2)
+    assert np.abs(y2).sum() > 0 and np.abs(e2).sum() > 0
+
+
+def test_plain_attributes_may_be_set_before_super_init(dezero):
+    counts = []
+    for lib, layers in _both(dezero):
+        Net, Early = _early_classes(lib, layers)
+        net = Net(5)
+        net(np.ones((2, 3)))
+        counts.append((net.hidden, net.tag, len(list(net.params()))))
+        with pytest.raises(AttributeError):
+            Early()
+    assert counts[0] == counts[1] == (5, 'net', 2)

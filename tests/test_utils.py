@@ -5,6 +5,7 @@ import re
 import sys
 import urllib.error
 import urllib.request
+import warnings
 
 import numpy as np
 import pytest
@@ -20,13 +21,45 @@ RNG = np.random.default_rng(1)
 # -----------------------------------------------------------------------------
 # array helpers
 # -----------------------------------------------------------------------------
-def test_sum_to_is_the_core_array_helper():
-    from cydezero import _core
-    assert U.sum_to is _core.sum_to_array
+def test_sum_to_is_the_core_array_helper_where_the_shape_is_reachable():
     x = RNG.standard_normal((2, 3, 4))
-    np.testing.assert_allclose(U.sum_to(x, (3, 1)), x.sum(axis=(0, 2))[:, None])
-    np.testing.assert_allclose(U.sum_to(x, (4,)), x.sum(axis=(0, 1)))
-    assert U.sum_to(x, (2, 3, 4)) is x
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        np.testing.assert_allclose(U.sum_to(x, (3, 1)), x.sum(axis=(0, 2))[:, None])
+        np.testing.assert_allclose(U.sum_to(x, (4,)), x.sum(axis=(0, 1)))
+        assert U.sum_to(x, (2, 3, 4)) is x
+
+
+UNREACHABLE = [((2, 3), (4,)), ((2, 3), (3, 2)), ((2, 3), (1, 2)), ((2, 3), (2, 1, 3)),
+               ((2, 3, 4), (5, 1)), ((3,), (2, 1))]
+
+
+@pytest.mark.parametrize('x_shape, shape', UNREACHABLE)
+def test_sum_to_an_unreachable_shape_warns_and_returns_what_dezero_returns(
+        dezero, x_shape, shape):
+    x = RNG.standard_normal(x_shape)
+    expected = dezero.utils.sum_to(x, shape)
+    with pytest.warns(U.SumToShapeWarning) as record:
+        y = U.sum_to(x, shape)
+    np.testing.assert_array_equal(y, expected)
+    w = record[0].message
+    assert (w.x_shape, w.shape, w.result_shape) == (x_shape, shape, expected.shape)
+    assert str(w).startswith(f'sum_to: an array of shape {x_shape} cannot be summed '
+                             f'to shape {shape}')
+    assert record[0].filename == __file__      # points at the caller
+
+    # functions.sum_to, forward and backward, as DeZero's
+    gy = RNG.standard_normal(expected.shape)
+    v, dv = Variable(x.copy()), dezero.Variable(x.copy())
+    with pytest.warns(U.SumToShapeWarning, match='sum_to: an array') as record:
+        yv = F.sum_to(v, shape)
+    assert record[0].filename == __file__
+    assert 'SumTo: sum_to' not in str(record[0].message)
+    dy = dezero.functions.sum_to(dv, shape)
+    np.testing.assert_array_equal(yv.data, dy.data)
+    (yv * gy).sum().backward()
+    (dy * gy).sum().backward()
+    np.testing.assert_array_equal(v.grad.data, dv.grad.data)
 
 
 def test_reshape_sum_backward_and_max_backward_shape():
@@ -178,20 +211,68 @@ def test_get_dot_graph_parity_with_dezero():
     assert _canonical(texts[0]) == _canonical(texts[1])
 
 
-def test_plot_dot_graph_without_dot(monkeypatch, tmp_path):
+def test_plot_dot_graph_without_dot_warns_once_writes_dot_and_draws(monkeypatch, tmp_path):
+    # DeZero runs `dot` through the shell and carries on when it is missing;
+    # here the script carries on too, with the DOT text and a picture.
     monkeypatch.setattr(U.shutil, 'which', lambda name: None)
+    monkeypatch.setattr(U, '_told_no_dot', False)
+    x = Variable(np.array(1.0), name='x')
+    y = F.exp(x * 2 + x)
+    y.name = 'y'
+    with pytest.warns(U.GraphvizNotFoundWarning, match=r'g\.dot.*own renderer') as record:
+        assert U.plot_dot_graph(y, to_file=str(tmp_path / 'g.png')) is None
+    assert len(record) == 1 and record[0].filename == __file__
+    assert (tmp_path / 'g.dot').read_text() == U.get_dot_graph(y, verbose=True)
+    with open(tmp_path / 'g.png', 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')      # said once per process
+        U.plot_dot_graph(y, verbose=False, to_file=str(tmp_path / 'h.svg'))
+    assert (tmp_path / 'h.svg').read_text().lstrip().startswith('<?xml')
+    assert (tmp_path / 'h.dot').read_text() == U.get_dot_graph(y, verbose=False)
+
+
+def test_builtin_graph_drawing_layers_by_generation_and_stays_a_sensible_size():
+    from cydezero import _graph_plot
+    x = Variable(np.array(1.0))
+    y = F.tanh(x)
+    y.backward(create_graph=True)
+    for _ in range(4):
+        gx = x.grad
+        x.cleargrad()
+        gx.backward(create_graph=True)
+    layers, edges, labels, kinds = _graph_plot._layers(x.grad, lambda v: '')
+    row = {node: i for i, layer in enumerate(layers) for node in layer}
+    assert all(row[src] < row[dst] for src, dst in edges)     # every edge goes down
+    assert all(kinds[n] == 'func' for n in layers[-2]) and layers[-1] == [id(x.grad)]
+    import matplotlib.figure
+    sizes = []
+    orig = matplotlib.figure.Figure.savefig
+    try:
+        matplotlib.figure.Figure.savefig = lambda fig, *a, **k: sizes.append(
+            fig.get_size_inches() * k['dpi'])
+        _graph_plot.draw(x.grad, 'unused.png', lambda v: '')
+    finally:
+        matplotlib.figure.Figure.savefig = orig
+    assert max(sizes[0]) <= 3000
+
+
+def test_plot_dot_graph_without_dot_or_matplotlib_still_writes_the_dot(monkeypatch, tmp_path):
+    monkeypatch.setattr(U.shutil, 'which', lambda name: None)
+    monkeypatch.setattr(U, '_told_no_dot', False)
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)    # import fails
     y = F.exp(Variable(np.array(1.0)))
-    with pytest.raises(RuntimeError, match='`dot`'):
+    with pytest.warns(U.GraphvizNotFoundWarning, match='neither is installed'):
         U.plot_dot_graph(y, to_file=str(tmp_path / 'g.png'))
-    assert not (tmp_path / 'g.png').exists()
+    assert (tmp_path / 'g.dot').exists() and not (tmp_path / 'g.png').exists()
 
 
 def test_plot_dot_graph_runs_dot_on_the_graph_text(monkeypatch, tmp_path):
     # A stand-in for Graphviz's dot (which CI machines may lack): it checks
     # the command line plot_dot_graph gives it and renders the DOT text.
     script = ('import sys\n'
-              'src, t, fmt, o, out = sys.argv[1:]\n'
-              'assert (t, o) == ("-T", "-o"), sys.argv\n'
+              'src, t, fmt, size, o, out = sys.argv[1:]\n'
+              'assert (t, size, o) == ("-T", "-Gsize=40,40", "-o"), sys.argv\n'
               'text = open(src).read()\n'
               'open(out, "w").write("<" + fmt + ">" + text)\n')
     if os.name == 'nt':

@@ -13,6 +13,7 @@ if int(_np.__version__.split('.')[0]) < 2:
     raise ImportError(f'cydezero needs NumPy 2.0 or later; this is NumPy {_np.__version__}')
 from cydezero import (  # noqa: F401
     core,
+    core_simple,
     cuda,
     dataloaders,
     datasets,
@@ -46,5 +47,10 @@ from cydezero.datasets import Dataset  # noqa: F401
 from cydezero.layers import Layer  # noqa: F401
 from cydezero.models import Model  # noqa: F401
 from cydezero.profiler import ProfileReport, profile  # noqa: F401
+
+# DeZero's switch between its two engines, which the book's steps 28 and 29
+# read: False, the full engine (``core``) is the package's. ``core_simple``
+# is importable all the same.
+is_simple_core = False
 
 __version__ = "0.1.0"

@@ -10,10 +10,12 @@ subclasses whose ``backward`` is written with Variable operations, so with
 Notation in the docstrings: ``gy`` is the gradient arriving at the output
 ``y``, ``gx`` the one sent to input ``x``.
 """
+import warnings
+
 import numpy as np
 
 import cydezero  # noqa: F401  (DeZero code reaches dezero.Config via F)
-from cydezero import cuda, utils
+from cydezero import _core, cuda, utils
 from cydezero._core import (  # noqa: F401
     Add,
     BroadcastTo,
@@ -67,7 +69,6 @@ from cydezero._core import (  # noqa: F401
     sin,
     sub,
     sum,
-    sum_to,
     tanh,
     transpose,
 )
@@ -81,6 +82,35 @@ def _xp(x):
 # =============================================================================
 # Tensor shape helpers
 # =============================================================================
+class _SumToAsDeZero(SumTo):
+    """sum_to to a shape x cannot be summed to, computed as DeZero computes
+    it (see ``utils.SumToShapeWarning``);  gx = broadcast_to(gy, x.shape)."""
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return utils._dezero_sum_to(x, self.shape)
+
+    def backward(self, gy):
+        return broadcast_to(gy, self.x_shape)
+
+
+def sum_to(x, shape):
+    """Sum x down to ``shape`` (the inverse of broadcasting), differentiably.
+    A shape that x cannot be summed to gets DeZero's result and a
+    ``utils.SumToShapeWarning`` naming both shapes."""
+    try:
+        return _core.sum_to(x, shape)
+    except ValueError:      # its one ValueError: the shape is unreachable
+        pass
+    y = _SumToAsDeZero(shape)(x)
+    warnings.warn(utils.SumToShapeWarning(np.shape(as_variable(x).data), shape, y.shape),
+                  stacklevel=2)
+    return y
+
+
+sum_to.__wrapped__ = _core.sum_to
+
+
 def expand_dims(x, axis):
     """Insert an axis of length 1 at ``axis`` (a reshape, so gx = gy reshaped
     back)."""
@@ -101,6 +131,10 @@ def average(x, axis=None, keepdims=False):
     x = as_variable(x)
     y = sum(x, axis, keepdims)
     return y * (y.data.size / x.data.size)
+
+
+# The book repository's name for average (not in the PyPI release).
+mean = average
 
 
 # =============================================================================

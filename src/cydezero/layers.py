@@ -125,10 +125,14 @@ class Layer:
     def __setattr__(self, name, value):
         registered = self.__dict__.get('_params')
         if registered is None:
-            raise AttributeError(
-                f'{type(self).__name__}: call super().__init__() before '
-                f'assigning attributes (tried to set {name!r})')
-        if isinstance(value, (Parameter, Layer)):
+            # Before super().__init__(): DeZero accepts a plain value (code in
+            # the wild sets one first), but has nowhere to register a
+            # Parameter or a Layer yet.
+            if isinstance(value, (Parameter, Layer)):
+                raise AttributeError(
+                    f'{type(self).__name__}: call super().__init__() before '
+                    f'assigning a {type(value).__name__} (tried to set {name!r})')
+        elif isinstance(value, (Parameter, Layer)):
             registered[name] = None
         elif name in registered:
             del registered[name]
@@ -136,7 +140,7 @@ class Layer:
 
     def __delattr__(self, name):
         object.__delattr__(self, name)
-        self._params.pop(name, None)
+        self.__dict__.get('_params', {}).pop(name, None)
 
     def __call__(self, *inputs):
         outputs = self.forward(*inputs)
@@ -645,7 +649,9 @@ class EmbedID(Layer):
                 f'EmbedID: ids must lie in [0, {self.W.shape[0]}): {e}') from None
 
     def __call__(self, x):
-        return self.forward(x)
+        # DeZero's EmbedID computes in __call__, never through forward, so a
+        # subclass that overrides forward still gets the lookup when called.
+        return EmbedID.forward(self, x)
 
 
 class BatchNorm(Layer):
@@ -685,4 +691,6 @@ class BatchNorm(Layer):
                             self.avg_var.data)
 
     def __call__(self, x):
-        return self.forward(x)
+        # As DeZero's: a call normalises here whatever a subclass's forward
+        # does (a GroupNorm written as a BatchNorm subclass relies on it).
+        return BatchNorm.forward(self, x)

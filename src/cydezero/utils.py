@@ -6,11 +6,12 @@ import shutil
 import subprocess
 import tempfile
 import urllib.request
+import warnings
 
 import numpy as np
 
 from cydezero import cuda
-from cydezero._core import (  # noqa: F401  (sum_to is DeZero's array helper)
+from cydezero._core import (  # noqa: F401
     Variable,
     as_variable,
     max_backward_shape,
@@ -18,20 +19,72 @@ from cydezero._core import (  # noqa: F401  (sum_to is DeZero's array helper)
     sum_to_array,
 )
 
-sum_to = sum_to_array
+
+# =============================================================================
+# sum_to on arrays
+# =============================================================================
+class SumToShapeWarning(UserWarning):
+    """``sum_to`` was asked for a shape that the array cannot be summed to
+    (the shape is not one it could have been broadcast from). DeZero returns
+    its sum anyway, of another shape, and code written for it (its own tests
+    among it) relies on that, so cydezero does the same and warns.
+    ``x_shape`` and ``shape`` are the two shapes, ``result_shape`` the shape
+    of what was returned."""
+
+    def __init__(self, x_shape, shape, result_shape):
+        self.x_shape, self.shape = tuple(x_shape), tuple(shape)
+        self.result_shape = tuple(result_shape)
+        super().__init__(
+            f'sum_to: an array of shape {self.x_shape} cannot be summed to shape '
+            f'{self.shape}; returning what DeZero returns, of shape {self.result_shape}')
+
+
+def _dezero_sum_axes(ndim, shape):
+    """The axes DeZero sums over for sum_to(x, shape), and the leading ones
+    it squeezes afterwards (it never checks that shape can be reached)."""
+    lead = ndim - len(shape)
+    lead_axis = tuple(range(lead))
+    return lead_axis + tuple(i + lead for i, s in enumerate(shape) if s == 1), lead_axis
+
+
+def _dezero_sum_to(x, shape):
+    axis, lead_axis = _dezero_sum_axes(x.ndim, shape)
+    y = x.sum(axis, keepdims=True)
+    return y.squeeze(lead_axis) if lead_axis else y
+
+
+def sum_to(x, shape):
+    """Sum the array ``x`` down to ``shape``, the inverse of broadcasting
+    (the engine's ``sum_to_array``). For a shape that ``x`` cannot be summed
+    to, warns ``SumToShapeWarning`` and returns DeZero's result (summed over
+    the axes where ``shape`` has 1, then squeezed), whatever its shape."""
+    try:
+        return sum_to_array(x, shape)
+    except ValueError:      # the one error it raises: shape is unreachable
+        pass
+    shape = tuple(shape)
+    y = _dezero_sum_to(x, shape)
+    warnings.warn(SumToShapeWarning(x.shape, shape, y.shape), stacklevel=2)
+    return y
 
 
 # =============================================================================
 # Computational graph as Graphviz DOT text
 # =============================================================================
-def _dot_var(v, verbose=False):
-    """One DOT node for a Variable: its name, plus shape and dtype if verbose."""
+def _var_label(v, verbose=False):
+    """A Variable's label in a drawing: its name, plus shape and dtype if
+    verbose."""
     label = '' if v.name is None else v.name
     if verbose and v.data is not None:
         if v.name is not None:
             label += ': '
         label += str(v.shape) + ' ' + str(v.dtype)
-    return f'{id(v)} [label="{label}", color=orange, style=filled]\n'
+    return label
+
+
+def _dot_var(v, verbose=False):
+    """One DOT node for a Variable (see _var_label)."""
+    return f'{id(v)} [label="{_var_label(v, verbose)}", color=orange, style=filled]\n'
 
 
 def _dot_func(f):
@@ -71,37 +124,83 @@ def get_dot_graph(output, verbose=True):
     return 'digraph g {\n' + ''.join(parts) + '}'
 
 
+class GraphvizNotFoundWarning(UserWarning):
+    """``plot_dot_graph`` found no Graphviz ``dot`` program: it wrote the DOT
+    text beside ``to_file`` and drew ``to_file`` with cydezero's own renderer
+    (when matplotlib is installed). Given once per process."""
+
+
+_told_no_dot = False
+
+# Graphviz draws a graph of thousands of nodes at its natural size (the
+# sixth derivative of tanh: 9589x9851 pixels, which Pillow refuses as a
+# decompression bomb); -Gsize caps the drawing at 40x40 inches (3840 pixels
+# a side at dot's 96 dpi) and leaves smaller graphs as they are.
+_DOT_SIZE = '-Gsize=40,40'
+
+
 def plot_dot_graph(output, verbose=True, to_file='graph.png'):
     """Render the graph behind ``output`` to ``to_file`` with Graphviz ``dot``
     (the format is the file's extension). Returns an IPython Image when
     IPython is available, else None.
 
-    Raises RuntimeError when the ``dot`` program is not on PATH, or when it
-    fails.
+    Without ``dot`` on PATH, the script goes on, as under DeZero: the DOT
+    text is written to ``to_file`` with the extension ``.dot``, ``to_file``
+    itself is drawn by a built-in renderer (layered by generation, with
+    matplotlib when it is installed), and a ``GraphvizNotFoundWarning`` says
+    so once per process. A ``dot`` that fails is a warning too.
     """
-    dot = shutil.which('dot')
-    if dot is None:
-        raise RuntimeError(
-            "plot_dot_graph needs Graphviz's `dot` program, which was not found "
-            'on PATH. Install Graphviz (https://graphviz.org/download/), or use '
-            'get_dot_graph() to get the DOT text.')
     dot_graph = get_dot_graph(output, verbose)
     extension = os.path.splitext(to_file)[1][1:] or 'png'
-    fd, graph_path = tempfile.mkstemp(suffix='.dot', prefix='cydezero_graph_')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(dot_graph)
-        proc = subprocess.run([dot, graph_path, '-T', extension, '-o', to_file],
-                              check=False, capture_output=True, text=True)
-    finally:
-        os.remove(graph_path)
-    if proc.returncode != 0:
-        raise RuntimeError(f'Graphviz `dot` failed to write {to_file!r}: {proc.stderr.strip()}')
+    dot = shutil.which('dot')
+    if dot is None:
+        if not _plot_without_dot(output, verbose, to_file, dot_graph):
+            return None
+    else:
+        fd, graph_path = tempfile.mkstemp(suffix='.dot', prefix='cydezero_graph_')
+        try:
+            with os.fdopen(fd, 'w') as f:
+                f.write(dot_graph)
+            proc = subprocess.run([dot, graph_path, '-T', extension, _DOT_SIZE, '-o', to_file],
+                                  check=False, capture_output=True, text=True)
+        finally:
+            os.remove(graph_path)
+        if proc.returncode != 0:
+            warnings.warn(f'Graphviz `dot` failed to write {to_file!r}: {proc.stderr.strip()}',
+                          RuntimeWarning, stacklevel=2)
+            return None
     try:
         from IPython import display
     except ImportError:
         return None
     return display.Image(filename=to_file)
+
+
+def _plot_without_dot(output, verbose, to_file, dot_graph):
+    """plot_dot_graph's path without Graphviz; True if to_file was drawn."""
+    global _told_no_dot
+    stem, extension = os.path.splitext(to_file)
+    dot_file = stem + '.dot'
+    with open(dot_file, 'w') as f:
+        f.write(dot_graph)
+    if extension == '.dot':
+        drawn, how = False, ''      # the text is what was asked for; no image
+    else:
+        from cydezero import _graph_plot
+        try:
+            _graph_plot.draw(output, to_file, lambda v: _var_label(v, verbose))
+            drawn, how = True, f' and drew {to_file} with cydezero\'s own renderer'
+        except ImportError:
+            drawn, how = False, f'; {to_file} needs Graphviz or matplotlib, neither is installed'
+        except ValueError as e:     # a format matplotlib does not write
+            drawn, how = False, f'; could not draw {to_file}: {e}'
+    if not _told_no_dot:
+        _told_no_dot = True
+        warnings.warn(GraphvizNotFoundWarning(
+            f"plot_dot_graph: Graphviz's `dot` program is not on PATH: wrote the "
+            f'DOT text to {dot_file}{how}. Install Graphviz '
+            '(https://graphviz.org/download/) for its layout.'), stacklevel=3)
+    return drawn
 
 
 # =============================================================================
