@@ -30,7 +30,11 @@ author = 'the cydezero authors'
 copyright = '2026, ' + author
 release = version = cydezero.__version__
 
-extensions = ['sphinx.ext.autodoc']
+# Markdown pages (myst-parser) for the guides, which share the README's
+# format; the API reference is reStructuredText written by this file.
+extensions = ['sphinx.ext.autodoc', 'myst_parser']
+source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
+myst_heading_anchors = 3
 exclude_patterns = ['_build']
 html_theme = 'alabaster'
 html_static_path = []

@@ -24,13 +24,10 @@ def _run(cmd, cwd):
                           env=env, check=False)
 
 
-# The compiled linear() sums products of small matrices in its own loop, in
-# order of k, where DeZero's x.dot(W) leaves them to the BLAS: the last bit
-# of some losses differs (F.linear_simple in their place prints DeZero's
-# numbers). That kernel is the engine's (pyx/); strict, so a fix shows.
-LINEAR_KERNEL = pytest.mark.xfail(strict=True, reason="engine linear kernel's summation "
-                                  'order differs from the BLAS in the last bit')
-MARKS = {'step42_43_regression.py': LINEAR_KERNEL, 'step44_60_layers.py': LINEAR_KERNEL}
+# Marks for steps known to differ from DeZero (none today: linear's matrix
+# products went to the BLAS, as DeZero's x.dot(W), and the two layer steps
+# that printed other last bits print DeZero's).
+MARKS = {}
 
 
 @pytest.mark.parametrize('name', [pytest.param(n, marks=MARKS.get(n, ())) for n in SCRIPTS])

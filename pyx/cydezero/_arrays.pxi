@@ -167,6 +167,15 @@ cdef inline tuple _shape_of(object x):
     return ()
 
 
+cdef str _unreachable(tuple x_shape, tuple shape):
+    """Why an array of x_shape cannot be summed to shape (it is not a shape
+    that broadcasts to x_shape), or None when it can."""
+    cdef Py_ssize_t lead = len(x_shape) - len(shape)
+    if lead < 0 or any([s != 1 and s != xs for s, xs in zip(shape, x_shape[lead:])]):
+        return 'cannot sum an array of shape {} to shape {}'.format(x_shape, shape)
+    return None
+
+
 def sum_to_array(x, shape):
     """Sum the array ``x`` down to ``shape`` (the inverse of broadcasting).
 
@@ -178,9 +187,9 @@ def sum_to_array(x, shape):
     cdef Py_ssize_t lead = x.ndim - ndim
     if lead == 0 and x.shape == shape:
         return x
-    if lead < 0 or any([s != 1 and s != xs for s, xs in zip(shape, x.shape[lead:])]):
-        raise ValueError('sum_to: cannot sum an array of shape {} to shape {}'
-                         .format(x.shape, shape))
+    why = _unreachable(x.shape, shape)
+    if why is not None:
+        raise ValueError('sum_to: ' + why)
     lead_axis = tuple(range(lead))
     axis = tuple([i + lead for i, sx in enumerate(shape) if sx == 1])
     if not axis:

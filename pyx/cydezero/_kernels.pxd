@@ -135,6 +135,7 @@ cdef inline void _matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
     Every C[i, j] is A[i, 0] B[0, j] + A[i, 1] B[1, j] + ... summed in order
     of k, then + bias[j], whichever way the loops run."""
     cdef Py_ssize_t i, j, k
+    cdef const real* bias_j
     if K >= _LONG_K:
         # Long sums: dot products in registers, four outputs at a time along
         # the longer side of C.
@@ -144,8 +145,10 @@ cdef inline void _matmul(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
                       bias, 1, C + i * N, 1)
         else:
             for j in range(N):
-                _dots(K, M, B + j * b_col, b_row, A, a_col, a_row,
-                      NULL if bias == NULL else bias + j, 0, C + j, N)
+                bias_j = NULL
+                if bias != NULL:
+                    bias_j = bias + j
+                _dots(K, M, B + j * b_col, b_row, A, a_col, a_row, bias_j, 0, C + j, N)
     elif N >= _NARROW:
         # Short sums, wide C: C[i, :] = A[i, 0] B[0, :], then += A[i, k] B[k, :]
         for i in range(M):

@@ -81,6 +81,9 @@ cdef class SumTo(_Builtin):
         self.shape = tuple(shape)
 
     cdef object _fwd(self, tuple xs):
+        why = _unreachable(_shape_of(xs[0]), self.shape)
+        if why is not None:
+            raise ValueError('SumTo: ' + why)
         return sum_to_array(xs[0], self.shape)
 
     cdef tuple _bw(self, tuple gys, bint graph):

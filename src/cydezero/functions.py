@@ -192,6 +192,7 @@ class Softmax(Function):
 
 
 def softmax(x, axis=1):
+    """exp(x) / sum(exp(x), axis), one Function (stable: x - max subtracted first)."""
     return Softmax(axis)(x)
 
 
@@ -210,6 +211,7 @@ class LogSoftmax(Function):
 
 
 def log_softmax(x, axis=1):
+    """log(softmax(x, axis)), computed stably in one Function."""
     return LogSoftmax(axis)(x)
 
 
@@ -232,6 +234,7 @@ class LeakyReLU(Function):
 
 
 def leaky_relu(x, slope=0.2):
+    """Elementwise x where x > 0, else slope * x."""
     return LeakyReLU(slope)(x)
 
 
@@ -277,6 +280,7 @@ class SoftmaxCrossEntropy(Function):
 
 
 def softmax_cross_entropy(x, t):
+    """The mean over the batch of -log(softmax(x))[i, t[i]] for integer labels t."""
     return SoftmaxCrossEntropy()(x, t)
 
 
@@ -468,6 +472,7 @@ class Clip(Function):
 
 
 def clip(x, x_min, x_max):
+    """x limited to [x_min, x_max]; the gradient flows where x is inside."""
     return Clip(x_min, x_max)(x)
 
 

@@ -160,6 +160,7 @@ class Layer:
         return state
 
     def forward(self, inputs):
+        """The layer's computation; a subclass defines it (``__call__`` runs it)."""
         raise NotImplementedError(
             f'{type(self).__name__} does not implement forward()')
 
@@ -193,14 +194,17 @@ class Layer:
         params_dict.update(self._named_params(parent_key))
 
     def cleargrads(self):
+        """Clear the gradient of every parameter, in sublayers too."""
         for param in self.params():
             param.cleargrad()
 
     def to_cpu(self):
+        """Move every parameter's data to NumPy."""
         for param in self.params():
             param.to_cpu()
 
     def to_gpu(self):
+        """Move every parameter's data to CuPy (needs CuPy)."""
         for param in self.params():
             param.to_gpu()
 
@@ -406,6 +410,7 @@ class RNN(Layer):
         self.h = None
 
     def reset_state(self):
+        """Forget the hidden state: the next call starts afresh."""
         self.h = None
 
     def forward(self, x):
@@ -436,6 +441,7 @@ class LSTM(Layer):
         self.reset_state()
 
     def reset_state(self):
+        """Forget the hidden state: the next call starts afresh."""
         self.h = None
         self.c = None
 

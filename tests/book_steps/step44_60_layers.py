@@ -40,6 +40,7 @@ np.random.seed(0)
 train = Spiral()
 model = MLP((10, 3))
 for layer in (model.l0, model.l1):
+    layer.dtype = np.float64
     layer.W.data = None                      # re-drawn lazily in float64
     layer.b.data = layer.b.data.astype(np.float64)
 optimizer = optimizers.SGD(1.0).setup(model)
