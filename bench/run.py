@@ -14,6 +14,7 @@ quick or partial run never dirties the checkout.
 See bench/README.md for what each workload is and how to read the ratios.
 """
 import argparse
+import functools
 import gc
 import json
 import os
@@ -34,8 +35,11 @@ import workloads as W  # noqa: E402 (found through the path set just above)
 
 PEERS = ("cydezero", "dezero", "torch", "numpy")
 
-# name -> spec.  sizes: (full, quick, tiny); overhead: torch runs 1 thread.
-# compare: peers must agree on the returned value (rtol) or it is flagged.
+# name -> spec.  sizes: (full, quick, tiny).  overhead: single-threaded
+# (torch runs 1 thread), timed in thread CPU time; otherwise BLAS does most
+# of the work on every core, timed in wall time and thread CPU time (see
+# CLOCKS).  data / dz_data: makes a run's inputs, untimed (workloads.py).
+# rtol: peers must agree on the returned value or it is flagged.
 WORKLOADS = {
     "chain": {
         "desc": "2000 links of y = (sin(y) + y) * 0.5 on a 0-d float64, "
@@ -45,6 +49,7 @@ WORKLOADS = {
     "wide": {
         "desc": "x feeds n branches sin(x * c_i) summed by a chain of adds",
         "dz": W.dz_wide, "torch": W.torch_wide, "numpy": W.np_wide,
+        "data": W.wide_data,
         "sizes": ([1500, 3000, 6000], [500, 1500], [20, 40]), "rtol": 1e-9,
         "overhead": True, "quick": True},
     "deep": {
@@ -65,24 +70,35 @@ WORKLOADS = {
         "dz": W.dz_higher, "torch": W.torch_higher, "numpy": W.np_higher,
         "sizes": ([5], [5], [3]), "rtol": 1e-9, "overhead": True, "quick": True},
     "mlp_small": {
-        "desc": "1-10-1 sigmoid MLP, n SGD steps (lr 0.2) on 100 points",
-        "dz": W.dz_mlp_small, "torch": W.torch_mlp_small, "numpy": W.np_mlp_small,
+        "desc": "1-10-1 sigmoid MLP, MSE, n SGD steps (lr 0.2) on 100 points",
+        "dz": W.dz_sigmoid_mlp, "torch": W.torch_sigmoid_mlp,
+        "numpy": W.np_sigmoid_mlp, "data": W.mlp_small_data,
         "sizes": ([1000], [200], [5]), "rtol": 1e-6, "overhead": True, "quick": True},
     "mlp_large": {
         "desc": "784-1000-10 ReLU MLP, softmax CE, batch 256 float32, n SGD "
              "steps (compute bound: torch uses all cores)",
         "dz": W.dz_mlp_large, "torch": W.torch_mlp_large, "numpy": W.np_mlp_large,
+        "data": W.mlp_large_data,
         "sizes": ([20], [3], [1]), "rtol": 1e-3, "overhead": False, "quick": False,
         "step_memory": True},
+    "mlp_large_f64": {
+        "desc": "784-1000-10 sigmoid MLP, MSE against one-hot targets, batch "
+             "256 float64, n SGD steps (lr 0.001; compute bound: torch uses "
+             "all cores)",
+        "dz": W.dz_sigmoid_mlp, "torch": W.torch_sigmoid_mlp,
+        "numpy": W.np_sigmoid_mlp, "data": W.mlp_large_f64_data,
+        "sizes": ([20], [3], [1]), "rtol": 1e-6, "overhead": False, "quick": False},
     "conv": {
         "desc": "conv3x3(16, pad 1)-relu-maxpool2-linear(10), batch 32x1x28x28 "
              "float32, n SGD steps",
         "dz": W.dz_conv, "torch": W.torch_conv, "numpy": None,
+        "data": W.conv_data,
         "sizes": ([10], [2], [1]), "rtol": 1e-3, "overhead": False, "quick": False},
     "spiral": {
         "desc": "MLP((10, 3)) + Adam + DataLoader(batch 30) over Spiral (300 "
              "points), n epochs",
         "dz": W.dz_spiral, "torch": W.torch_spiral, "numpy": W.np_spiral,
+        "data": W.spiral_data, "dz_data": W.dz_spiral_data,
         "sizes": ([30], [5], [1]), "rtol": None, "overhead": True, "quick": True},
 }
 
@@ -110,17 +126,18 @@ def load_peers():
 
 
 def make_runner(spec, peer, handle, n):
-    """A zero-argument callable, or raise W.Unavailable."""
-    if peer in ("cydezero", "dezero"):
-        fn = spec["dz"]
-        return lambda: fn(handle, n)
-    if peer == "torch":
-        fn = spec["torch"]
-        return lambda: fn(handle, n)
-    fn = spec["numpy"]
+    """A zero-argument callable that makes one run's inputs and returns the
+    zero-argument callable to time; or raise W.Unavailable."""
+    kind = "dz" if peer in ("cydezero", "dezero") else peer
+    fn = spec[kind]
     if fn is None:
         raise W.Unavailable("n/a (no hand-written floor for this workload)")
-    return lambda: fn(n)
+    args = (n,) if kind == "numpy" else (handle, n)
+    if kind == "dz" and "dz_data" in spec:
+        return lambda: functools.partial(fn, *args, spec["dz_data"](handle, n))
+    if "data" in spec:
+        return lambda: functools.partial(fn, *args, spec["data"](n))
+    return lambda: functools.partial(fn, *args)
 
 
 # ----------------------------------------------------------------------------
@@ -201,18 +218,38 @@ def set_torch_threads(torch, spec):
 
 GC_DURING_TIMING = True
 
+# Both clocks are read around every timed run. Thread CPU time is what a
+# single-threaded program costs, and other processes on a busy machine do
+# not inflate it (wall time counts the time they hold the core); it misses
+# work done on other threads, so BLAS workloads, whose work is spread over
+# every core, are given in wall time first.
+CLOCKS = {
+    "thread": "time.thread_time(): CPU time (user + system) of the thread "
+              "that runs the program",
+    "wall": "time.perf_counter(): elapsed time",
+}
 
-def timed(fn):
+
+def clocks(spec):
+    """The clocks a workload's figures are given in, the headline first."""
+    return ("thread",) if spec["overhead"] else ("wall", "thread")
+
+
+def timed(prepare):
+    """Make one run's inputs (untimed), then run it: ({clock: s}, value)."""
+    run = prepare()
     gc.collect()
     if not GC_DURING_TIMING:
         gc.disable()
     try:
-        t0 = time.perf_counter()
-        value = fn()
-        dt = time.perf_counter() - t0
+        w0 = time.perf_counter()
+        c0 = time.thread_time()
+        value = run()
+        c1 = time.thread_time()
+        w1 = time.perf_counter()
     finally:
         gc.enable()
-    return dt, value
+    return {"thread": c1 - c0, "wall": w1 - w0}, value
 
 
 def measure_memory(handle, n):
@@ -230,15 +267,16 @@ def measure_memory(handle, n):
     return (cur - base) / n
 
 
-def measure_step_peak(fn):
-    """Peak traced bytes above the start while fn runs (one training step:
-    its data, parameters, graph and gradients). NumPy reports its buffers to
-    tracemalloc, so the floor is measured too; PyTorch's are invisible."""
+def measure_step_peak(prepare):
+    """Peak traced bytes above the start while one training step's inputs
+    are made and the step runs (its data, parameters, graph and gradients).
+    NumPy reports its buffers to tracemalloc, so the floor is measured too;
+    PyTorch's are invisible."""
     gc.collect()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        fn()
+        prepare()()
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -249,11 +287,12 @@ def measure_step_peak(fn):
 def run_workload(name, spec, size_idx, peers, reps, do_memory):
     rows = []
     torch = peers["torch"][0]
+    headline = clocks(spec)[0]
     for n in spec["sizes"][size_idx]:
         runners, results = {}, {}
         for peer in PEERS:
             handle, info = peers[peer]
-            row = {"workload": name, "n": n, "peer": peer}
+            row = {"workload": name, "n": n, "peer": peer, "clock": headline}
             results[peer] = row
             if handle is None:
                 row.update(status="missing", reason=info)
@@ -288,8 +327,9 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
                 # compute bound: a second warm-up for BLAS threads, page
                 # faults of the big buffers, torch's allocator
                 dt, value = timed(fn)
-            row.update(status="ok", value=value, times_s=[])
-            slowest = max(slowest, dt)
+            row.update(status="ok", value=value, times_s=[],
+                       by_clock={c: {"times_s": []} for c in CLOCKS})
+            slowest = max(slowest, dt["wall"])
         r = reps
         if slowest > 2.0:
             r = min(r, 3)
@@ -308,12 +348,16 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
                                reason=f"{type(e).__name__}: {e}")
                     order = [p for p in order if p != peer]
                     continue
-                row["times_s"].append(dt)
+                row["times_s"].append(dt[headline])
+                for c, t in dt.items():
+                    row["by_clock"][c]["times_s"].append(t)
         for peer in runners:
             row = results[peer]
             if row["status"] == "ok":
                 row.update(reps=len(row["times_s"]),
                            **quantiles(row["times_s"]))
+                for stats in row["by_clock"].values():
+                    stats.update(quantiles(stats["times_s"]))
         if do_memory and spec.get("memory"):
             for peer in ("cydezero", "dezero"):
                 row = results[peer]
@@ -347,12 +391,21 @@ def print_progress(name, n, results):
             parts.append("{} {}".format(peer, fmt_t(row["median_s"])))
         else:
             parts.append("{} {}".format(peer, row.get("status")))
-    print(f"  {name:<13} n={n:<8} {' | '.join(parts)}", flush=True)
+    clock = results[PEERS[0]]["clock"]
+    print(f"  {name:<13} n={n:<8} {clock:<6} {' | '.join(parts)}", flush=True)
 
 
 # ----------------------------------------------------------------------------
 # reporting
 # ----------------------------------------------------------------------------
+
+HEADER = (
+    "median time ±half the interquartile range as % of median (min/max and "
+    "every rep in the JSON); clock: thread = CPU time of the running thread "
+    "(time.thread_time), wall = elapsed (time.perf_counter); cz/X = cydezero "
+    "median / X median in that clock (<1: cydezero faster); (!) = result "
+    "disagrees")
+
 
 def fmt_t(s):
     if s is None:
@@ -364,28 +417,34 @@ def fmt_t(s):
     return "%.0f us" % (s * 1e6)
 
 
-def cell(row):
+def cell(row, clock):
     st = row.get("status")
     if st == "ok":
-        spread = (row["q3_s"] - row["q1_s"]) / row["median_s"] * 100
+        t = row["by_clock"][clock]
+        spread = (t["q3_s"] - t["q1_s"]) / t["median_s"] * 100
         flag = "" if row.get("agrees", True) else " (!)"
-        return "{} ±{:.0f}%{}".format(fmt_t(row["median_s"]), spread / 2, flag)
+        return "{} ±{:.0f}%{}".format(fmt_t(t["median_s"]), spread / 2, flag)
     return {"missing": "missing", "not yet available": "not yet",
             "n/a": "n/a", "skipped": "-", "error": "ERROR"}.get(st, st)
 
 
 def ratios(rows):
+    """cydezero's median / each peer's, in each clock the workload is
+    given in (the headline first)."""
     out = []
     by = {}
     for r in rows:
         by.setdefault((r["workload"], r["n"]), {})[r["peer"]] = r
     for (wl, n), d in by.items():
         cz = d.get("cydezero", {})
-        for peer in PEERS[1:]:
-            p = d.get(peer, {})
-            if cz.get("status") == "ok" and p.get("status") == "ok":
-                out.append({"workload": wl, "n": n, "peer": peer,
-                                "ratio": cz["median_s"] / p["median_s"]})
+        for clock in clocks(WORKLOADS[wl]):
+            for peer in PEERS[1:]:
+                p = d.get(peer, {})
+                if cz.get("status") == "ok" and p.get("status") == "ok":
+                    out.append({"workload": wl, "n": n, "peer": peer,
+                                "clock": clock,
+                                "ratio": cz["by_clock"][clock]["median_s"]
+                                / p["by_clock"][clock]["median_s"]})
     return out
 
 
@@ -393,18 +452,20 @@ def table(rows, mem=True):
     by = {}
     for r in rows:
         by.setdefault((r["workload"], r["n"]), {})[r["peer"]] = r
-    hdr = ["workload", "n"] + list(PEERS) + ["cz/dezero", "cz/torch",
-                                              "cz/numpy"]
+    hdr = ["workload", "n", "clock"] + list(PEERS) + [
+        "cz/dezero", "cz/torch", "cz/numpy"]
     lines = []
     for (wl, n), d in by.items():
         cz = d["cydezero"]
-        line = [wl, str(n)] + [cell(d[p]) for p in PEERS]
-        for p in PEERS[1:]:
-            if cz.get("status") == "ok" and d[p].get("status") == "ok":
-                line.append("%.2fx" % (cz["median_s"] / d[p]["median_s"]))
-            else:
-                line.append("-")
-        lines.append(line)
+        for clock in clocks(WORKLOADS[wl]):
+            line = [wl, str(n), clock] + [cell(d[p], clock) for p in PEERS]
+            for p in PEERS[1:]:
+                if cz.get("status") == "ok" and d[p].get("status") == "ok":
+                    line.append("%.2fx" % (cz["by_clock"][clock]["median_s"]
+                                           / d[p]["by_clock"][clock]["median_s"]))
+                else:
+                    line.append("-")
+            lines.append(line)
     widths = [max(len(x) for x in col) for col in zip(hdr, *lines)]
     fmt = " | ".join(f"%-{w}s" for w in widths)
     out = [fmt % tuple(hdr), "-+-".join("-" * w for w in widths)]
@@ -455,7 +516,7 @@ def plot(rows, path):
                           marker="o", label=peer)
         ax.set_title(wl)
         ax.set_xlabel("n (graph size)")
-        ax.set_ylabel("median time, s")
+        ax.set_ylabel("median {} time, s".format(clocks(WORKLOADS[wl])[0]))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -517,7 +578,12 @@ def main(argv=None):
                                                 else "full"),
                 reps=reps, workloads={k: WORKLOADS[k]["desc"] for k in names},
                 torch_threads="1 for overhead-bound workloads, "
-                              "os.cpu_count() for mlp_large/conv",
+                              "os.cpu_count() for the others ({})".format(
+                                  ", ".join(k for k, v in WORKLOADS.items()
+                                            if not v["overhead"])),
+                clocks=CLOCKS,
+                workload_clocks={k: list(clocks(WORKLOADS[k])) for k in names},
+                data="made before each run, outside the timed region",
                 gc=("disabled during timing (--no-gc)" if args.no_gc else
                     "enabled during timing")
                 + "; gc.collect() before each run; gc.freeze() after imports")
@@ -533,9 +599,7 @@ def main(argv=None):
     meta["elapsed_s"] = time.perf_counter() - t_start
 
     print()
-    print("median time ±half the interquartile range as % of median (min/max "
-          "and every rep in the JSON); cz/X = cydezero "
-          "median / X median (<1: cydezero faster); (!) = result disagrees")
+    print(HEADER)
     print(table(rows))
     os.makedirs(args.out, exist_ok=True)
     doc = {"meta": meta, "results": rows, "ratios": ratios(rows)}

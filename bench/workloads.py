@@ -8,11 +8,17 @@ Every workload is one program per *kind* of peer:
   the library has them).
 * ``torch_*(torch, n)`` -- the same computation in PyTorch eager.
 * ``np_*(n)`` -- a hand-written NumPy forward+backward: no graph, no tape, the
-  "floor" an autograd library can approach.
+  "floor" an autograd library can approach. It is the same program shape as
+  the DeZero one (same arrays, same dtypes, in-place updates where the DeZero
+  program updates in place) and it never calls cydezero.
 
-Each program builds its inputs, runs forward+backward (and the update, for the
-training workloads), drops its graph and returns a float (a gradient or a
-loss) that run.py compares across peers.
+Workloads with input data (a batch, parameters, a dataset) take it as a third
+argument, ``data``, made by ``<name>_data(n)`` (``dz_<name>_data(dz, n)`` for
+the DeZero programs where the library makes it): run.py makes it fresh before
+every run, outside the timed region, so no peer is timed generating data.
+Each program runs forward+backward (and the update, for the training
+workloads), drops its graph and returns a float (a gradient or a loss) that
+run.py compares across peers.
 """
 import importlib
 import math
@@ -127,13 +133,13 @@ def np_chain(n):
 # wide: one x feeding n branches sin(x * c_i), summed by a chain of adds
 # ----------------------------------------------------------------------------
 
-def _wide_consts(n):
+def wide_data(n):
+    """The branch constants c_i."""
     return [1.0 + i / n for i in range(n)]
 
 
-def dz_wide(dz, n):
+def dz_wide(dz, n, cs):
     x = dz.Variable(np.array(0.5))
-    cs = _wide_consts(n)
     s = dz.sin(x * cs[0])
     for c in cs[1:]:
         s = s + dz.sin(x * c)
@@ -141,9 +147,8 @@ def dz_wide(dz, n):
     return float(x.grad.data)
 
 
-def torch_wide(torch, n):
+def torch_wide(torch, n, cs):
     x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
-    cs = _wide_consts(n)
     s = torch.sin(x * cs[0])
     for c in cs[1:]:
         s = s + torch.sin(x * c)
@@ -151,9 +156,8 @@ def torch_wide(torch, n):
     return float(x.grad)
 
 
-def np_wide(n):
+def np_wide(n, cs):
     x = np.array(0.5)
-    cs = _wide_consts(n)
     hs = []
     s = None
     for c in cs:
@@ -245,15 +249,20 @@ def torch_rosenbrock(torch, n):
 
 
 def np_rosenbrock(n):
+    # the loss is computed, as the DeZero program computes it, and x0, x1 are
+    # updated in place, as `x.data -= lr * x.grad.data` must (they stay 0-d
+    # arrays; the intermediates are NumPy scalars)
     x0 = np.array(0.0)
     x1 = np.array(2.0)
     lr = 0.001
     for _ in range(n):
         d = x1 - x0 ** 2
-        g0 = -400.0 * d * x0 - 2.0 * (1 - x0)
+        u = 1 - x0
+        y = 100 * d ** 2 + u ** 2  # noqa: F841 (the forward value, unused as in the DeZero program)
+        g0 = -400.0 * d * x0 - 2.0 * u
         g1 = 200.0 * d
-        x0 = x0 - lr * g0
-        x1 = x1 - lr * g1
+        x0 -= lr * g0
+        x1 -= lr * g1
     return float(x0)
 
 
@@ -291,25 +300,35 @@ def np_higher(n):
 
 
 # ----------------------------------------------------------------------------
-# mlp_small: 1-10-1 sigmoid MLP, plain SGD, n steps on 100 points (step 43)
+# mlp_small: 1-10-1 sigmoid MLP, MSE, plain SGD, n steps on 100 points (step
+# 43); mlp_large_f64 is the same program at 784-1000-10, batch 256, float64
 # ----------------------------------------------------------------------------
 
-def _mlp_small_data():
+def mlp_small_data(n):
+    """x, y (100x1 float64), W1, b1, W2, b2 of a 1-10-1 MLP and the learning
+    rate."""
     rng = np.random.RandomState(0)
     x = rng.rand(100, 1)
     y = np.sin(2 * np.pi * x) + rng.rand(100, 1)
     W1 = 0.01 * rng.randn(1, 10)
     W2 = 0.01 * rng.randn(10, 1)
-    return x, y, W1, np.zeros(10), W2, np.zeros(1)
+    return x, y, W1, np.zeros(10), W2, np.zeros(1), 0.2
 
 
-def dz_mlp_small(dz, n):
+def mlp_large_f64_data(n):
+    """A 256x784 float64 batch, its one-hot targets (256x10), the parameters
+    of a 784-1000-10 MLP, float64, and a learning rate small enough for
+    1000 hidden units (0.2 diverges)."""
+    x, t, W1, b1, W2, b2 = mlp_large_data(n, dtype=np.float64)
+    return x, np.eye(10)[t], W1, b1, W2, b2, 0.001
+
+
+def dz_sigmoid_mlp(dz, n, data):
     require(dz, "functions.linear", "functions.sigmoid",
             "functions.mean_squared_error")
-    x, y, W1, b1, W2, b2 = _mlp_small_data()
-    params = [dz.Variable(a) for a in (W1, b1, W2, b2)]
+    x, y, *ps, lr = data
+    params = [dz.Variable(a) for a in ps]
     W1, b1, W2, b2 = params
-    lr = 0.2
     loss = None
     for _ in range(n):
         h = dz.sigmoid(dz.linear(x, W1, b1))
@@ -323,12 +342,11 @@ def dz_mlp_small(dz, n):
     return float(loss.data)
 
 
-def torch_mlp_small(torch, n):
-    x, y, *ps = _mlp_small_data()
+def torch_sigmoid_mlp(torch, n, data):
+    x, y, *ps, lr = data
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     params = [torch.tensor(a, requires_grad=True) for a in ps]
     W1, b1, W2, b2 = params
-    lr = 0.2
     loss = None
     for _ in range(n):
         h = torch.sigmoid(x @ W1 + b1)
@@ -343,28 +361,42 @@ def torch_mlp_small(torch, n):
     return float(loss)
 
 
-def np_mlp_small(n):
-    x, y, W1, b1, W2, b2 = _mlp_small_data()
-    lr = 0.2
+def np_sigmoid_mlp(n, data):
+    # Every buffer is allocated once, before the loop, and written with out=;
+    # the sigmoid is DeZero's (tanh(a / 2) / 2 + 1/2) and the parameters are
+    # updated in place, as `p.data -= lr * p.grad.data` does.
+    x, y, W1, b1, W2, b2, lr = data
     N = len(x)
+    a = np.empty((N, W1.shape[1]), W1.dtype)
+    h, gh = np.empty_like(a), np.empty_like(a)
+    y_pred = np.empty((N, W2.shape[1]), W2.dtype)
+    diff, sq, gy = np.empty_like(y_pred), np.empty_like(y_pred), np.empty_like(y_pred)
+    gW1, gb1, gW2, gb2 = (np.empty_like(p) for p in (W1, b1, W2, b2))
     loss = None
     for _ in range(n):
-        a = x @ W1 + b1
-        h = 1.0 / (1.0 + np.exp(-a))
-        y_pred = h @ W2 + b2
-        diff = y_pred - y
-        loss = (diff ** 2).sum() / N
-        gy = diff * (2.0 / N)
-        gW2 = h.T @ gy
-        gb2 = gy.sum(axis=0)
-        gh = gy @ W2.T
-        ga = gh * h * (1 - h)
-        gW1 = x.T @ ga
-        gb1 = ga.sum(axis=0)
-        W1 = W1 - lr * gW1
-        b1 = b1 - lr * gb1
-        W2 = W2 - lr * gW2
-        b2 = b2 - lr * gb2
+        np.matmul(x, W1, out=a)
+        a += b1
+        np.multiply(a, 0.5, out=h)
+        np.tanh(h, out=h)
+        h *= 0.5
+        h += 0.5
+        np.matmul(h, W2, out=y_pred)
+        y_pred += b2
+        np.subtract(y_pred, y, out=diff)
+        np.square(diff, out=sq)
+        loss = sq.sum() / N
+        np.multiply(diff, 2.0 / N, out=gy)
+        np.matmul(h.T, gy, out=gW2)
+        np.sum(gy, axis=0, out=gb2)
+        np.matmul(gy, W2.T, out=gh)
+        gh *= h
+        np.subtract(1.0, h, out=a)  # a is free again: it holds 1 - h
+        gh *= a
+        np.matmul(x.T, gh, out=gW1)
+        np.sum(gh, axis=0, out=gb1)
+        for p, g in ((W1, gW1), (b1, gb1), (W2, gW2), (b2, gb2)):
+            g *= lr
+            p -= g
     return float(loss)
 
 
@@ -376,21 +408,21 @@ def np_mlp_small(n):
 MLP_LARGE_HIDDEN = 1000
 
 
-def _mlp_large_data(hidden=None, batch=256):
+def mlp_large_data(n, hidden=None, batch=256, dtype=np.float32):
+    """A batch x (batch x 784), class labels t and W1, b1, W2, b2."""
     hidden = hidden or MLP_LARGE_HIDDEN
     rng = np.random.RandomState(0)
-    x = rng.rand(batch, 784).astype(np.float32)
+    x = rng.rand(batch, 784).astype(dtype)
     t = rng.randint(0, 10, size=batch)
-    W1 = (rng.randn(784, hidden) * np.sqrt(1 / 784)).astype(np.float32)
-    W2 = (rng.randn(hidden, 10) * np.sqrt(1 / hidden)).astype(np.float32)
-    return (x, t, W1, np.zeros(hidden, np.float32), W2,
-            np.zeros(10, np.float32))
+    W1 = (rng.randn(784, hidden) * np.sqrt(1 / 784)).astype(dtype)
+    W2 = (rng.randn(hidden, 10) * np.sqrt(1 / hidden)).astype(dtype)
+    return x, t, W1, np.zeros(hidden, dtype), W2, np.zeros(10, dtype)
 
 
-def dz_mlp_large(dz, n):
+def dz_mlp_large(dz, n, data):
     require(dz, "functions.linear", "functions.relu",
             "functions.softmax_cross_entropy")
-    x, t, *ps = _mlp_large_data()
+    x, t, *ps = data
     params = [dz.Variable(a) for a in ps]
     W1, b1, W2, b2 = params
     lr = 0.1
@@ -407,8 +439,8 @@ def dz_mlp_large(dz, n):
     return float(loss.data)
 
 
-def torch_mlp_large(torch, n):
-    x, t, *ps = _mlp_large_data()
+def torch_mlp_large(torch, n, data):
+    x, t, *ps = data
     x, t = torch.from_numpy(x), torch.from_numpy(t)
     params = [torch.tensor(a, requires_grad=True) for a in ps]
     W1, b1, W2, b2 = params
@@ -427,39 +459,56 @@ def torch_mlp_large(torch, n):
     return float(loss)
 
 
-def _softmax_ce(y, t):
-    """Mean softmax cross entropy and its gradient w.r.t. y."""
-    N = len(t)
-    m = y.max(axis=1, keepdims=True)
-    e = np.exp(y - m)
-    s = e.sum(axis=1, keepdims=True)
-    logp = y - m - np.log(s)
-    loss = -logp[np.arange(N), t].mean()
-    gy = e / s
-    gy[np.arange(N), t] -= 1
+def _softmax_ce_into(y, onehot, m, e, s, gy):
+    """Mean softmax cross entropy of the rows of y against one-hot targets.
+    Writes the gradient w.r.t. y into gy and uses m, s (N x 1) and e (like
+    y) as scratch; allocates no array."""
+    N = len(y)
+    np.max(y, axis=1, keepdims=True, out=m)
+    np.subtract(y, m, out=e)
+    np.exp(e, out=e)
+    np.sum(e, axis=1, keepdims=True, out=s)
+    np.divide(e, s, out=gy)  # softmax
+    np.log(s, out=s)
+    s += m  # logsumexp of each row
+    loss = (s.sum() - np.vdot(y, onehot)) / N
+    gy -= onehot
     gy /= N
-    return loss, gy
+    return loss
 
 
-def np_mlp_large(n):
-    x, t, W1, b1, W2, b2 = _mlp_large_data()
+def np_mlp_large(n, data):
+    # Every buffer is allocated once, before the loop, and written with out=;
+    # the parameters are updated in place.
+    x, t, W1, b1, W2, b2 = data
     lr = 0.1
+    N, dt = len(x), x.dtype
+    onehot = np.eye(W2.shape[1], dtype=dt)[t]
+    a = np.empty((N, W1.shape[1]), dt)
+    h, gh = np.empty_like(a), np.empty_like(a)
+    mask = np.empty(a.shape, bool)
+    y = np.empty((N, W2.shape[1]), dt)
+    e, gy = np.empty_like(y), np.empty_like(y)
+    m, s = np.empty((N, 1), dt), np.empty((N, 1), dt)
+    gW1, gb1, gW2, gb2 = (np.empty_like(p) for p in (W1, b1, W2, b2))
     loss = None
     for _ in range(n):
-        a = x @ W1 + b1
-        h = np.maximum(a, 0)
-        y = h @ W2 + b2
-        loss, gy = _softmax_ce(y, t)
-        gW2 = h.T @ gy
-        gb2 = gy.sum(axis=0)
-        gh = gy @ W2.T
-        ga = gh * (a > 0)
-        gW1 = x.T @ ga
-        gb1 = ga.sum(axis=0)
-        W1 -= lr * gW1
-        b1 -= lr * gb1
-        W2 -= lr * gW2
-        b2 -= lr * gb2
+        np.matmul(x, W1, out=a)
+        a += b1
+        np.maximum(a, 0, out=h)
+        np.matmul(h, W2, out=y)
+        y += b2
+        loss = _softmax_ce_into(y, onehot, m, e, s, gy)
+        np.matmul(h.T, gy, out=gW2)
+        np.sum(gy, axis=0, out=gb2)
+        np.matmul(gy, W2.T, out=gh)
+        np.greater(a, 0, out=mask)
+        gh *= mask
+        np.matmul(x.T, gh, out=gW1)
+        np.sum(gh, axis=0, out=gb1)
+        for p, g in ((W1, gW1), (b1, gb1), (W2, gW2), (b2, gb2)):
+            g *= lr
+            p -= g
     return float(loss)
 
 
@@ -468,7 +517,7 @@ def np_mlp_large(n):
 # 32x1x28x28 float32 batch
 # ----------------------------------------------------------------------------
 
-def _conv_data(batch=32):
+def conv_data(n, batch=32):
     rng = np.random.RandomState(0)
     x = rng.rand(batch, 1, 28, 28).astype(np.float32)
     t = rng.randint(0, 10, size=batch)
@@ -479,11 +528,11 @@ def _conv_data(batch=32):
     return x, t, W, b, W2, b2
 
 
-def dz_conv(dz, n):
+def dz_conv(dz, n, data):
     require(dz, "functions.conv2d", "functions.pooling", "functions.relu",
             "functions.linear", "functions.softmax_cross_entropy",
             "functions.reshape")
-    x, t, *ps = _conv_data()
+    x, t, *ps = data
     params = [dz.Variable(a) for a in ps]
     W, b, W2, b2 = params
     lr = 0.05
@@ -502,9 +551,9 @@ def dz_conv(dz, n):
     return float(loss.data)
 
 
-def torch_conv(torch, n):
+def torch_conv(torch, n, data):
     tf = torch.nn.functional
-    x, t, *ps = _conv_data()
+    x, t, *ps = data
     x, t = torch.from_numpy(x), torch.from_numpy(t)
     params = [torch.tensor(a, requires_grad=True) for a in ps]
     W, b, W2, b2 = params
@@ -545,10 +594,19 @@ def get_spiral(seed=1984):
     return x[idx], t[idx]
 
 
-def dz_spiral(dz, n):
+def dz_spiral_data(dz, n):
+    """The library's own Spiral dataset (it draws from the global RNG)."""
+    require(dz, "datasets.Spiral")
+    return dz.datasets.Spiral(train=True)
+
+
+def spiral_data(n):
+    return get_spiral()
+
+
+def dz_spiral(dz, n, train_set):
     require(dz, "models.MLP", "optimizers.Adam", "datasets.Spiral",
             "dataloaders.DataLoader", "functions.softmax_cross_entropy")
-    train_set = dz.datasets.Spiral(train=True)
     np.random.seed(0)  # model init and the loader's shuffles
     loader = dz.dataloaders.DataLoader(train_set, batch_size=30)
     model = dz.models.MLP((10, 3))
@@ -571,8 +629,8 @@ def _spiral_init(rs):
     return [W1, np.zeros(10, np.float32), W2, np.zeros(3, np.float32)]
 
 
-def torch_spiral(torch, n):
-    xs, ts = get_spiral()
+def torch_spiral(torch, n, data):
+    xs, ts = data
     rs = np.random.RandomState(0)
     params = [torch.tensor(a, requires_grad=True) for a in _spiral_init(rs)]
     W1, b1, W2, b2 = params
@@ -594,35 +652,72 @@ def torch_spiral(torch, n):
     return float(loss)
 
 
-def np_spiral(n):
-    xs, ts = get_spiral()
+def np_spiral(n, data):
+    # The DeZero program's random stream, in its order (the loader's first
+    # shuffle, then each Linear's W on its first call, then one shuffle at
+    # the end of every epoch), so the floor computes the DeZero program's
+    # numbers. Every buffer is allocated once, before the loop: a batch is
+    # gathered with np.take(out=) where DeZero's loader stacks examples.
+    xs, ts = data
+    N, B = len(xs), 30
+    assert N % B == 0, "every batch full: one set of buffers"
     rs = np.random.RandomState(0)
-    params = _spiral_init(rs)
+    idx = rs.permutation(N)
+    W1, b1, W2, b2 = params = _spiral_init(rs)
+    alpha, beta1, beta2, eps = 0.001, 0.9, 0.999, 1e-8
     ms = [np.zeros_like(p) for p in params]
     vs = [np.zeros_like(p) for p in params]
-    alpha, beta1, beta2, eps = 0.001, 0.9, 0.999, 1e-8
-    N, B = len(xs), 30
+    grads = [np.empty_like(p) for p in params]
+    gW1, gb1, gW2, gb2 = grads
+    tmps = [np.empty_like(p) for p in params]
+    eye = np.eye(3, dtype=np.float32)
+    x, t = np.empty((B, 2), np.float32), np.empty(B, ts.dtype)
+    onehot = np.empty((B, 3), np.float32)
+    a = np.empty((B, 10), np.float32)
+    h, gh = np.empty_like(a), np.empty_like(a)
+    y = np.empty((B, 3), np.float32)
+    e, gy = np.empty_like(y), np.empty_like(y)
+    m, s = np.empty((B, 1), np.float32), np.empty((B, 1), np.float32)
     step = 0
     loss = None
     for _ in range(n):
-        idx = rs.permutation(N)
-        for i in range(math.ceil(N / B)):
+        for i in range(N // B):
             bi = idx[i * B:(i + 1) * B]
-            x = np.array([xs[j] for j in bi])
-            t = np.array([ts[j] for j in bi])
-            W1, b1, W2, b2 = params
-            a = x @ W1 + b1
-            h = 1.0 / (1.0 + np.exp(-a))
-            y = h @ W2 + b2
-            loss, gy = _softmax_ce(y, t)
-            gh = gy @ W2.T
-            ga = gh * h * (1 - h)
-            grads = [x.T @ ga, ga.sum(axis=0), h.T @ gy, gy.sum(axis=0)]
+            np.take(xs, bi, axis=0, out=x)
+            np.take(ts, bi, out=t)
+            np.take(eye, t, axis=0, out=onehot)
+            np.matmul(x, W1, out=a)
+            a += b1
+            np.multiply(a, 0.5, out=h)
+            np.tanh(h, out=h)
+            h *= 0.5
+            h += 0.5
+            np.matmul(h, W2, out=y)
+            y += b2
+            loss = _softmax_ce_into(y, onehot, m, e, s, gy)
+            np.matmul(h.T, gy, out=gW2)
+            np.sum(gy, axis=0, out=gb2)
+            np.matmul(gy, W2.T, out=gh)
+            gh *= h
+            np.subtract(1.0, h, out=a)
+            gh *= a
+            np.matmul(x.T, gh, out=gW1)
+            np.sum(gh, axis=0, out=gb1)
             step += 1
-            lr = (alpha * math.sqrt(1 - beta2 ** step)
-                  / (1 - beta1 ** step))
-            for p, g, m, v in zip(params, grads, ms, vs):
-                m += (1 - beta1) * (g - m)
-                v += (1 - beta2) * (g * g - v)
-                p -= lr * m / (np.sqrt(v) + eps)
+            lr = (alpha * math.sqrt(1 - math.pow(beta2, step))
+                  / (1 - math.pow(beta1, step)))
+            for p, g, mp, vp, tmp in zip(params, grads, ms, vs, tmps):
+                np.subtract(g, mp, out=tmp)  # m += (1 - beta1) * (g - m)
+                tmp *= 1 - beta1
+                mp += tmp
+                np.multiply(g, g, out=tmp)  # v += (1 - beta2) * (g * g - v)
+                tmp -= vp
+                tmp *= 1 - beta2
+                vp += tmp
+                np.sqrt(vp, out=tmp)  # p -= lr * m / (sqrt(v) + eps)
+                tmp += eps
+                np.multiply(mp, lr, out=g)
+                g /= tmp
+                p -= g
+        idx = rs.permutation(N)
     return float(loss)
