@@ -1,15 +1,20 @@
 """Smoke test for bench/run.py: runs it at tiny sizes in a subprocess and
-checks the JSON it writes. No timing assertions; peers that are not
-installed must be reported as missing, not skipped."""
+checks the JSON it writes, and checks that each NumPy floor computes the
+numbers of the DeZero program it stands for. No timing assertions; peers that
+are not installed must be reported as missing, not skipped."""
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "bench", "run.py")
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import run as bench  # noqa: E402 (bench/ is not a package)
+import workloads as W  # noqa: E402
 PEERS = {"cydezero", "dezero", "torch", "numpy"}
 QUICK = {"chain", "wide", "deep", "rosenbrock", "higher_order", "mlp_small",
          "spiral"}
@@ -27,6 +32,12 @@ def run_bench(tmp_path, *args, env=None):
         return json.load(f), proc.stdout
 
 
+def table_keys(stdout):
+    """workload, n and clock of each line of the printed table."""
+    return [[c.strip() for c in line.split("|")][:3]
+            for line in stdout.splitlines() if line.count("|") == 9]
+
+
 def check_rows(doc, workloads):
     rows = doc["results"]
     assert {r["workload"] for r in rows} == workloads
@@ -35,12 +46,21 @@ def check_rows(doc, workloads):
         assert r["status"] in STATUSES, r
         assert r["status"] != "error", r
         assert r["n"] > 0
+        # every row says which clock its headline figures are in
+        assert r["clock"] == doc["meta"]["workload_clocks"][r["workload"]][0]
         if r["status"] == "ok":
             assert r["reps"] >= 1
             assert len(r["times_s"]) == r["reps"]
             assert all(t > 0 for t in r["times_s"])
             assert 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
             assert r.get("agrees", True), r
+            # both clocks are read on every rep; the headline is one of them
+            assert set(r["by_clock"]) == {"thread", "wall"}
+            for t in r["by_clock"].values():
+                assert len(t["times_s"]) == r["reps"]
+                assert all(x > 0 for x in t["times_s"])
+                assert 0 < t["min_s"] <= t["median_s"] <= t["max_s"]
+            assert r["times_s"] == r["by_clock"][r["clock"]]["times_s"]
         else:
             assert r.get("reason"), r
     # every (workload, n) has one row per peer: nothing silently dropped
@@ -56,6 +76,8 @@ def check_rows(doc, workloads):
             assert r["status"] == "ok", r
     for r in doc["ratios"]:
         assert r["ratio"] > 0
+        assert r["clock"] in doc["meta"]["workload_clocks"][r["workload"]]
+    assert set(doc["meta"]["clocks"]) == {"thread", "wall"}
 
 
 def test_quick_tiny(tmp_path):
@@ -70,11 +92,24 @@ def test_quick_tiny(tmp_path):
            if r["workload"] == "deep" and r["peer"] == "cydezero"]
     assert all(r["bytes_per_node"] > 0 for r in mem)
     assert "cz/dezero" in stdout
+    # single-threaded workloads are given in thread CPU time only
+    assert all(c == ["thread"] for c in meta["workload_clocks"].values())
+    assert "time.thread_time" in stdout
+    assert {k[2] for k in table_keys(stdout)} == {"clock", "thread"}
 
 
 def test_compute_bound_tiny(tmp_path):
-    doc, _ = run_bench(tmp_path, "--only", "mlp_large,conv", "--reps", "1")
-    check_rows(doc, {"mlp_large", "conv"})
+    names = {"mlp_large", "mlp_large_f64", "conv"}
+    doc, stdout = run_bench(tmp_path, "--only", ",".join(sorted(names)), "--reps", "1")
+    check_rows(doc, names)
+    # BLAS workloads: wall time first, thread CPU time too, in the JSON
+    # (ratios) and in the table
+    for name in names:
+        assert doc["meta"]["workload_clocks"][name] == ["wall", "thread"]
+        assert {r["clock"] for r in doc["ratios"] if r["workload"] == name} == {
+            "wall", "thread"}
+        assert [name, "1", "wall"] in table_keys(stdout)
+        assert [name, "1", "thread"] in table_keys(stdout)
     conv_np = [r for r in doc["results"]
                if r["workload"] == "conv" and r["peer"] == "numpy"]
     assert conv_np and conv_np[0]["status"] == "n/a"
@@ -115,6 +150,68 @@ def test_missing_peers_reported(tmp_path):
             assert r["status"] == "missing", r
     assert "missing" in doc["meta"]["peers"]["torch"]
     assert "missing" in stdout
+
+
+# ----------------------------------------------------------------------------
+# the floors: same numbers as the DeZero program, data made outside the run
+# ----------------------------------------------------------------------------
+
+FLOORS = [k for k, v in bench.WORKLOADS.items() if v["numpy"] is not None]
+# spiral's torch program has its own initialisation, so run.py compares no
+# peer there; its floor draws DeZero's random stream and must agree
+FLOOR_RTOL = {"spiral": 1e-5}
+
+
+@pytest.mark.parametrize("lib", ["cydezero", "dezero"])
+@pytest.mark.parametrize("name", FLOORS)
+def test_floor_computes_the_dezero_programs_numbers(name, lib):
+    try:
+        dz = W.load_dz(lib)  # sets numpy.int for DeZero 0.0.13 first
+    except ImportError:
+        pytest.skip(f"{lib} is not installed")
+    spec = bench.WORKLOADS[name]
+    n = spec["sizes"][2][0]
+    want = bench.make_runner(spec, lib, dz, n)()()
+    got = bench.make_runner(spec, "numpy", np, n)()()
+    rtol = spec["rtol"] or FLOOR_RTOL[name]
+    assert np.isclose(got, want, rtol=rtol, atol=1e-12), (got, want)
+
+
+def test_floors_run_without_cydezero():
+    # a floor is an independent NumPy program: it runs where cydezero cannot
+    # be imported
+    code = "\n".join([
+        "import sys",
+        "sys.modules['cydezero'] = None",
+        f"sys.path.insert(0, {os.path.join(ROOT, 'bench')!r})",
+        "import run",
+        "for name, spec in run.WORKLOADS.items():",
+        "    if spec['numpy'] is not None:",
+        "        run.make_runner(spec, 'numpy', None, spec['sizes'][2][0])()()",
+        "print('ok')",
+    ])
+    proc = subprocess.run([sys.executable, "-c", code], check=False,
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.parametrize("peer", ["cydezero", "torch", "numpy"])
+def test_inputs_are_made_before_the_timed_run(peer):
+    handle = {"cydezero": W.load_dz("cydezero"), "numpy": np}.get(peer)
+    if peer == "torch":
+        handle = pytest.importorskip("torch")
+    calls = []
+
+    def data(n):
+        calls.append(n)
+        return W.mlp_small_data(n)
+
+    spec = dict(bench.WORKLOADS["mlp_small"], data=data)
+    prepare = bench.make_runner(spec, peer, handle, 2)
+    run = prepare()
+    assert calls == [2]
+    assert run() > 0
+    assert calls == [2]
 
 
 if __name__ == "__main__":
