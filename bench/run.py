@@ -428,6 +428,15 @@ def cell(row, clock):
             "n/a": "n/a", "skipped": "-", "error": "ERROR"}.get(st, st)
 
 
+def ratio(cz, row, clock):
+    """cydezero's median / the peer row's, in one clock; None unless both
+    ran."""
+    if cz.get("status") == "ok" and row.get("status") == "ok":
+        return (cz["by_clock"][clock]["median_s"]
+                / row["by_clock"][clock]["median_s"])
+    return None
+
+
 def ratios(rows):
     """cydezero's median / each peer's, in each clock the workload is
     given in (the headline first)."""
@@ -439,12 +448,10 @@ def ratios(rows):
         cz = d.get("cydezero", {})
         for clock in clocks(WORKLOADS[wl]):
             for peer in PEERS[1:]:
-                p = d.get(peer, {})
-                if cz.get("status") == "ok" and p.get("status") == "ok":
+                x = ratio(cz, d.get(peer, {}), clock)
+                if x is not None:
                     out.append({"workload": wl, "n": n, "peer": peer,
-                                "clock": clock,
-                                "ratio": cz["by_clock"][clock]["median_s"]
-                                / p["by_clock"][clock]["median_s"]})
+                                "clock": clock, "ratio": x})
     return out
 
 
@@ -460,11 +467,8 @@ def table(rows, mem=True):
         for clock in clocks(WORKLOADS[wl]):
             line = [wl, str(n), clock] + [cell(d[p], clock) for p in PEERS]
             for p in PEERS[1:]:
-                if cz.get("status") == "ok" and d[p].get("status") == "ok":
-                    line.append("%.2fx" % (cz["by_clock"][clock]["median_s"]
-                                           / d[p]["by_clock"][clock]["median_s"]))
-                else:
-                    line.append("-")
+                x = ratio(cz, d[p], clock)
+                line.append("-" if x is None else "%.2fx" % x)
             lines.append(line)
     widths = [max(len(x) for x in col) for col in zip(hdr, *lines)]
     fmt = " | ".join(f"%-{w}s" for w in widths)
