@@ -183,13 +183,17 @@ def sum_to_array(x, shape):
     has 1 are summed with keepdims. Returns ``x`` itself when nothing to do.
     """
     shape = tuple(shape)
-    cdef Py_ssize_t ndim = len(shape)
-    cdef Py_ssize_t lead = x.ndim - ndim
-    if lead == 0 and x.shape == shape:
+    if x.shape == shape:
         return x
     why = _unreachable(x.shape, shape)
     if why is not None:
         raise ValueError('sum_to: ' + why)
+    return _sum_to_reachable(x, shape)
+
+
+cdef object _sum_to_reachable(object x, tuple shape):
+    """sum_to_array's sum, for a shape that _unreachable() accepted."""
+    cdef Py_ssize_t lead = x.ndim - len(shape)
     lead_axis = tuple(range(lead))
     axis = tuple([i + lead for i, sx in enumerate(shape) if sx == 1])
     if not axis:

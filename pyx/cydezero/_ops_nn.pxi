@@ -82,20 +82,21 @@ cdef object _linear_fwd_fast(object x, object W, object b):
             _fast_type(b) == t and _ndim(b) == 1 and _dim(b, 0) == _dim(W, 1))):
         return None
     y = _empty2(t, _dim(x, 0), _dim(W, 1))
-    if _dim(x, 1) != 1:
+    if _dim(x, 1) == 1:     # one-term products, exact in the loop, bias and all
+        feclearexcept(_FP_FLAGS)
+        if t == cnp.NPY_DOUBLE:
+            _linear_fwd_loop(<double*>_data(y), x, W, b)
+        else:
+            _linear_fwd_loop(<float*>_data(y), x, W, b)
+    else:
         _np_dot(x, W, out=y)
         if b is None:
             return y
-    feclearexcept(_FP_FLAGS)
-    if _dim(x, 1) != 1:
+        feclearexcept(_FP_FLAGS)
         if t == cnp.NPY_DOUBLE:
             _add_bias_loop(<double*>_data(y), b, _dim(y, 0), _dim(y, 1))
         else:
             _add_bias_loop(<float*>_data(y), b, _dim(y, 0), _dim(y, 1))
-    elif t == cnp.NPY_DOUBLE:
-        _linear_fwd_loop(<double*>_data(y), x, W, b)
-    else:
-        _linear_fwd_loop(<float*>_data(y), x, W, b)
     if fetestexcept(_FP_FLAGS):
         return None
     return y
