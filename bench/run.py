@@ -64,6 +64,12 @@ WORKLOADS = {
              "x0=0, x1=2, lr=0.001",
         "dz": W.dz_rosenbrock, "torch": W.torch_rosenbrock, "numpy": W.np_rosenbrock,
         "sizes": ([2000], [500], [20]), "rtol": 1e-9, "overhead": True, "quick": True},
+    "rosenbrock_simple": {
+        "desc": "rosenbrock on core_simple, the book's steps 23-32 engine "
+             "(x.grad an ndarray); torch and the floor as for rosenbrock",
+        "dz": W.dz_rosenbrock_simple, "torch": W.torch_rosenbrock,
+        "numpy": W.np_rosenbrock,
+        "sizes": ([2000], [500], [20]), "rtol": 1e-9, "overhead": True, "quick": True},
     "higher_order": {
         "desc": "n-th derivative (n=5) of tanh at x=1: repeated backward on "
              "x.grad with create_graph",

@@ -73,6 +73,7 @@ def load_dz(libname):
             ns.missing.add(libname + ".functions." + fname)
         setattr(ns, fname, f)
     for attr, mod, names in (
+        ("core_simple", "core_simple", ("Variable", "setup_variable")),
         ("L", "layers", ("Linear",)),
         ("O", "optimizers", ("SGD", "Adam")),
         ("models", "models", ("MLP",)),
@@ -230,6 +231,24 @@ def dz_rosenbrock(dz, n):
         y.backward()
         x0.data -= lr * x0.grad.data
         x1.data -= lr * x1.grad.data
+    return float(x0.data)
+
+
+def dz_rosenbrock_simple(dz, n):
+    # the book's steps 23-32 engine: x.grad is an ndarray
+    require(dz, "core_simple.Variable")
+    cs = dz.core_simple
+    cs.setup_variable()
+    x0 = cs.Variable(np.array(0.0))
+    x1 = cs.Variable(np.array(2.0))
+    lr = 0.001
+    for _ in range(n):
+        y = 100 * (x1 - x0 ** 2) ** 2 + (1 - x0) ** 2
+        x0.cleargrad()
+        x1.cleargrad()
+        y.backward()
+        x0.data -= lr * x0.grad
+        x1.data -= lr * x1.grad
     return float(x0.data)
 
 

@@ -152,3 +152,79 @@ def test_broadcast_inputs_get_gradients_of_their_own_shape():
 
 def test_is_simple_core_is_false_as_in_dezero(dezero):
     assert cydezero.is_simple_core is dezero.is_simple_core is False
+
+
+def test_core_functions_on_its_variables_make_its_variables():
+    # the built-in operations serve both engines: called on a core_simple
+    # Variable they make core_simple Variables (grad an ndarray)
+    from cydezero import functions as F
+    x = S.Variable(np.array([0.3, 1.2]))
+    y = F.sum(F.sin(x) * x)
+    assert type(y) is S.Variable and type(y.creator.inputs[0]) is S.Variable
+    y.backward()
+    want = np.cos(x.data) * x.data + np.sin(x.data)    # d/dx x sin x
+    assert type(x.grad) is np.ndarray
+    np.testing.assert_allclose(x.grad, want, rtol=1e-12)
+    # a core Variable alone still makes core Variables
+    z = F.sin(cydezero.Variable(np.array(1.0)))
+    assert type(z) is cydezero.Variable
+
+
+def test_inputs_of_its_functions_are_its_variables():
+    class Twice(S.Function):
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, gy):
+            return 2 * gy
+
+    f = Twice()
+    y = f(np.array(3.0))
+    assert type(y) is S.Variable and type(f.inputs[0]) is S.Variable
+    assert y.creator is f and y.generation == 1
+
+
+def test_a_core_function_keeps_its_variable_backward_on_its_variables():
+    # a core Function's backward receives Variables whatever its inputs
+    seen = []
+
+    class Square(cydezero.Function):
+        def forward(self, x):
+            return x ** 2
+
+        def backward(self, gy):
+            seen.append(type(gy))
+            return 2 * self.inputs[0] * gy
+
+    x = S.Variable(np.array(3.0))
+    y = Square()(x)
+    assert type(y) is S.Variable
+    y.backward()
+    assert seen == [cydezero.Variable] and type(x.grad) is np.ndarray and x.grad == 6.0
+
+
+def test_create_graph_through_its_function_raises_and_changes_nothing():
+    class Cube(S.Function):
+        def forward(self, x):
+            return x ** 3
+
+        def backward(self, gy):
+            return 3 * self.inputs[0].data ** 2 * gy
+
+    # reached from core: core_simple's own backward has no create_graph
+    x = cydezero.Variable(np.array(2.0))
+    x.grad = cydezero.Variable(np.array(5.0))
+    y = Cube()(x) * 1.0
+    assert type(y) is S.Variable
+    with pytest.raises(TypeError, match='Cube: a core_simple Function has no create_graph'):
+        cydezero.Variable.backward(y, create_graph=True)
+    with pytest.raises(TypeError, match='Cube: a core_simple Function has no create_graph'):
+        cydezero.grad(y, x, create_graph=True)
+    assert x.grad.data == 5.0 and y.grad is None
+    y.backward()                        # without create_graph it works
+    assert x.grad.data == 5.0 + 12.0
+
+
+def test_register_rejects_other_classes():
+    with pytest.raises(TypeError, match='_register_core_simple'):
+        cydezero._core._register_core_simple(object, S.Variable)

@@ -3,7 +3,7 @@
 # Part of the _core module (included by _core.pyx).
 
 cimport cython
-from cpython.object cimport PyObject, Py_TYPE
+from cpython.object cimport PyObject, PyObject_TypeCheck, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdlib cimport malloc, free
@@ -173,11 +173,18 @@ cdef class Function:
         return self.forward(*xs)
 
     cdef tuple _py_bw(self, tuple gys, bint graph):
-        # A Python backward sees Variables, whatever mode the engine is in,
-        # and may return Variables, arrays or None; normalise and check.
+        # A Python backward sees Variables, whatever mode the engine is in
+        # (core_simple's sees arrays), and may return Variables, arrays or
+        # None; normalise and check.
         cdef Py_ssize_t i, n, m
         cdef str name = type(self).__name__
-        if not graph:
+        if _is_simple(self):
+            if graph:
+                raise TypeError(
+                    '{}: a core_simple Function has no create_graph backward (its '
+                    'backward works on arrays); use cydezero.core for higher '
+                    'derivatives'.format(name))
+        elif not graph:
             gys = tuple([None if g is None else _new_var(g) for g in gys])
         res = self.backward(*gys)
         if type(res) is not tuple:
@@ -294,6 +301,35 @@ cdef inline bint _kind_fits(str g, str x):
     return True
 
 
+# DeZero's core_simple (src/cydezero/core_simple.py) registers its Function
+# and Variable classes here. Outputs are of that Variable class when the
+# Function is of that Function class or an input is of that Variable class
+# (so the built-in operations serve both engines), and such a Function's
+# Python backward receives and returns arrays.
+cdef type _simple_function = None
+cdef type _simple_variable = None
+
+
+def _register_core_simple(type function, type variable):
+    """Called once by cydezero.core_simple with its two classes."""
+    global _simple_function, _simple_variable
+    if not (issubclass(function, Function) and issubclass(variable, Variable)):
+        raise TypeError('_register_core_simple: expected subclasses of Function '
+                        'and Variable, got {!r} and {!r}'.format(function, variable))
+    _simple_function = function
+    _simple_variable = variable
+
+
+cdef inline bint _is_simple(Function f):
+    return _simple_function is not None and PyObject_TypeCheck(f, <PyTypeObject*>_simple_function)
+
+
+cdef inline Variable _new_simple_var(object data):
+    cdef Variable v = <Variable>Variable.__new__(_simple_variable)
+    v.data = data
+    return v
+
+
 cdef inline bint _is_native(Function f):
     """False for Python subclasses, whose forward/backward must be honoured
     even when they subclass a built-in operation."""
@@ -322,6 +358,8 @@ cdef object _apply(Function f, tuple inputs):
     cdef list ins = None
     cdef Variable v
     cdef bint native = _is_native(f)
+    cdef bint simple = not native and _is_simple(f)
+    cdef PyTypeObject* simple_var = <PyTypeObject*>_simple_variable
     # Outputs need no gradient when every Variable input needs none. Calls on
     # raw constants alone keep DeZero's behaviour (their outputs need one).
     cdef bint any_var = False, all_const = True
@@ -337,11 +375,14 @@ cdef object _apply(Function f, tuple inputs):
             any_var = True
             if not v._needs_no_grad:
                 all_const = False
+            if (Py_TYPE(v) != <PyTypeObject*>Variable and not simple
+                    and _simple_variable is not None and PyObject_TypeCheck(v, simple_var)):
+                simple = True
         elif native:
             d = _check_const(x, f)
         else:
             # Python Functions see every input as a Variable, as in DeZero.
-            v = Variable(as_array(x))
+            v = _new_simple_var(as_array(x)) if simple else Variable(as_array(x))
             v._needs_no_grad = True
             d = v.data
             if ins is None:
@@ -369,7 +410,13 @@ cdef object _apply(Function f, tuple inputs):
 
     cdef list outs
     cdef Variable out
-    if type(ys) is tuple:
+    if simple:
+        if type(ys) is tuple:
+            outs = [_new_simple_var(_check_output(y, f)) for y in ys]
+        else:
+            out = _new_simple_var(_check_output(ys, f))
+            outs = None
+    elif type(ys) is tuple:
         outs = [_new_var(_check_output(y, f)) for y in ys]
     else:
         out = _new_var(_check_output(ys, f))
