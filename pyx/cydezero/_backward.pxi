@@ -324,6 +324,10 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef Variable cut = None
     cdef size_t epoch
     cdef long long t0
+    # Set once the pass meets a big gradient: NumPy allocates through the
+    # cache of big buffers until the pass ends (see _bufcache.pxi).
+    cdef bint cached = False
+    cdef object before_cache = None
 
     # The pass in four phases: seed the roots; run the Functions in
     # generation order (each step: outputs' hooks, the backward, accumulate
@@ -366,6 +370,9 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     (<Variable>ys[i])._acc_owned = False
                 Py_INCREF(gy)
                 PyTuple_SET_ITEM(gys, i, gy)
+            if not cached and n > 0 and _is_big(gys[0]):
+                before_cache = _cache_enter()
+                cached = True
             t0 = _profile_clock() if cdz_profile else 0
             gxs = f._bw(gys, graph) if _is_native(f) else f._py_bw(gys, graph)
             if cdz_profile:
@@ -413,6 +420,8 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         for x_obj in touched:
             _release_acc(<Variable>x_obj, epoch)
         _end_pass(epoch)
+        if cached:
+            _cache_exit(before_cache)
 
 
 cdef void _run_leaf_hooks(list leaves, bint graph, size_t epoch) except *:

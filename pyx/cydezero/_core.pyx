@@ -31,6 +31,7 @@ include "_variable.pxi"    # Variable and Parameter
 include "_hooks.pxi"       # gradient hooks and their handles
 include "_anomaly.pxi"     # detect_anomaly: recording sites, checking gradients
 include "_profile.pxi"     # profile(): calls and time per Function type
+include "_bufcache.pxi"    # the cache of big gradient buffers (a NumPy memory handler)
 include "_function.pxi"    # Function, recording a forward (_apply)
 include "_backward.pxi"    # the backward pass and grad()
 include "_ops.pxi"         # what the built-in operations share, _Builtin
