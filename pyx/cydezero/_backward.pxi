@@ -466,6 +466,12 @@ cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
         x = <Variable>touched[i]
         old[i] = x.grad
         x.grad = new[i]
+    if graph:
+        # A gradient that carries a graph can reach back to its variable.
+        for i in range(n):
+            if isinstance(new[i], Variable):
+                _track_graph(touched[i])
+                _track_graph(new[i])
     del old
 
 

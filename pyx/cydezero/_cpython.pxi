@@ -1,5 +1,6 @@
 # What the engine takes from CPython and C beyond Cython's own declarations:
-# reference counts and thread identity, the FP exception flags, and _live().
+# reference counts, cycle-collector tracking, thread identity, the FP
+# exception flags, and _live().
 # Part of the _core module (included by _core.pyx).
 
 from cpython.object cimport PyObject
@@ -9,6 +10,10 @@ cdef extern from "Python.h":
     unsigned long Py_TPFLAGS_HEAPTYPE
     int _generic_setattr "PyObject_GenericSetAttr" (object o, object name, PyObject* v) except -1
     Py_ssize_t _refcnt "Py_REFCNT" (PyObject* o)
+    int _gc_is_tracked "PyObject_GC_IsTracked" (object o)
+    void _gc_track "PyObject_GC_Track" (void* o)
+    void _gc_untrack "PyObject_GC_UnTrack" (void* o)
+    bint _is_gc "PyObject_IS_GC" (object o)
     unsigned long _thread_id "PyThread_get_thread_ident" ()
     PyLockStatus _acquire_timed "PyThread_acquire_lock_timed" (
         PyThread_type_lock lock, long long microseconds, int intr_flag) nogil

@@ -54,6 +54,7 @@ cdef class Function:
 
     def __dealloc__(self):
         self._free_outs()
+        _forget_walk(self)
 
     def __call__(self, *inputs):
         return _apply(self, inputs)
@@ -94,6 +95,8 @@ cdef class Function:
             self._nin = -1
         else:
             self._set_inputs(tuple([as_variable(x) for x in xs]))
+            _forget_walk(self)
+            _track_graph(self)      # an input may reach back here
 
     @property
     def outputs(self):
@@ -186,6 +189,10 @@ cdef class Function:
                     'derivatives'.format(name))
         elif not graph:
             gys = tuple([None if g is None else _new_var(g) for g in gys])
+        else:
+            for g in gys:       # Python code may keep them anywhere
+                if g is not None:
+                    _track_graph(g)
         res = self.backward(*gys)
         if type(res) is not tuple:
             res = tuple(res) if isinstance(res, list) else (res,)
@@ -359,6 +366,9 @@ cdef object _apply(Function f, tuple inputs):
     cdef Variable v
     cdef bint native = _is_native(f)
     cdef bint simple = not native and _is_simple(f)
+    # Called before: recording again can close a cycle (its new inputs may
+    # reach its earlier outputs), so nothing is hidden from the collector.
+    cdef bint reused = f._nin >= 0
     cdef PyTypeObject* simple_var = <PyTypeObject*>_simple_variable
     # Outputs need no gradient when every Variable input needs none. Calls on
     # raw constants alone keep DeZero's behaviour (their outputs need one).
@@ -421,6 +431,14 @@ cdef object _apply(Function f, tuple inputs):
     else:
         out = _new_var(_check_output(ys, f))
         outs = None
+    cdef bint hide = native and not (reused and not cdz_backprop_off)
+    if hide and not simple:
+        # No cycle through them yet: see _tracking.pxi.
+        if outs is None:
+            _untrack(out)
+        else:
+            for v in outs:
+                _untrack(v)
     cdef bint no_grad_needed = any_var and all_const
     if not cdz_backprop_off:
         f.generation = <int>gen
@@ -436,6 +454,11 @@ cdef object _apply(Function f, tuple inputs):
             v._needs_no_grad = no_grad_needed
         if cdz_anomaly:
             _record_site(f)
+        if hide:
+            _gc_untrack(<void*>f)
+        elif reused:
+            _forget_walk(f)
+            _track_graph(f)
     if outs is None:
         return out
     return outs[0] if len(outs) == 1 else outs

@@ -61,6 +61,8 @@ cdef object _run_hooks(Variable x, object acc, bint graph):
     if not table:
         return acc
     g = acc if graph else _new_var(acc)
+    if graph:
+        _track_graph(g)         # a hook may keep it anywhere
     for hook in list(table.values()):
         r = hook(g)
         if r is None:

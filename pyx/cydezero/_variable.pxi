@@ -53,6 +53,11 @@ cdef class Variable:
             self.grad = value
         else:
             _generic_setattr(self, name, <PyObject*>value)
+        # What Python code stores may close a cycle: see _tracking.pxi.
+        if type(value) is not ndarray and _is_gc(value):
+            _track_graph(self)
+            if isinstance(value, (Variable, Function)):
+                _track_graph(value)
 
     def __delattr__(self, name):
         if name == 'data':
@@ -145,6 +150,8 @@ cdef class Variable:
         elif func is not None:
             self._cut = False
         self._creator = func
+        if func is not None:        # func may reach back here
+            _track_graph(self)
 
     def set_creator(self, Function func):
         """Record ``func`` as the creator; the generation becomes one more than func's."""

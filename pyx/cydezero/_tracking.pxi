@@ -1,0 +1,114 @@
+# Which nodes the cycle collector sees: the outputs of the built-in
+# operations are hidden from it, and a graph is shown to it again wherever a
+# reference cycle can form.
+# Part of the _core module (included by _core.pyx).
+#
+# Why: a graph built by the built-in operations is acyclic (a Variable points
+# at its creator, a Function at its inputs, and outputs are borrowed), so
+# reference counting frees it, and the cycle collector's passes over it are
+# wasted work that grows with the live graph: building a chain of 200,000
+# multiplications spent about two thirds of its time in them. So _apply
+# untracks a built-in operation it records and the Variables it makes
+# (unless the operation was called before: see _apply).
+#
+# A cycle through an untracked object is never collected (its references do
+# not count as internal ones), so every Variable that can lie on a cycle is
+# tracked again, with everything it reaches (_track_graph), where the edge
+# that can close a cycle appears:
+# - a .grad that carries a graph (create_graph): the committed gradient and
+#   the variable it belongs to;
+# - anything Python code stores in a Variable (data, name, grad) or in a
+#   Function's inputs, and a creator set from Python;
+# - a gradient handed to Python code under create_graph (a Python backward, a
+#   hook), which can keep it anywhere.
+# Python Functions and their outputs, leaves, and Variables of Python
+# subclasses are tracked as always.
+#
+# A walk stops at a Variable whose graph it already showed: a tracked one
+# that is a leaf or whose creator was walked. A built-in operation's
+# Function is tracked only by a walk (or before it is recorded, when it has
+# no inputs), so tracked means walked; a Python Function is tracked from
+# birth, so the ones walked are kept in _walked_py. Every edge that appears
+# later is walked where it appears (above), so what a walked node reaches
+# stays tracked, and repeated walks over one graph cost little.
+
+cdef set _walked_py = set()     # addresses of Python Functions walked
+
+
+cdef inline void _untrack(Variable v):
+    """Hide a Variable a built-in operation just made (only referenced by the
+    engine so far) from the cycle collector."""
+    _gc_untrack(<void*>v)
+
+
+cdef inline void _track(object o):
+    if not _gc_is_tracked(o):
+        _gc_track(<void*>o)
+
+
+cdef inline bint _walked(Function f):
+    if _is_native(f):
+        return _gc_is_tracked(f)
+    return <Py_ssize_t><void*>f in _walked_py
+
+
+cdef inline void _forget_walk(Function f):
+    """f's inputs change: the next walk that reaches it goes through it."""
+    if _walked_py and not _is_native(f):
+        _walked_py.discard(<Py_ssize_t><void*>f)
+
+
+cdef void _track_graph(object root) except *:
+    """Track root (a Variable or a Function) and every Variable, Function and
+    tuple of inputs it reaches through creators, inputs and gradients."""
+    cdef list stack = [root]
+    cdef set seen = set()
+    cdef Variable v
+    cdef Function f
+    cdef Py_ssize_t i
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, Variable):
+            v = <Variable>o
+            if _gc_is_tracked(v) and (v._creator is None or _walked(v._creator)):
+                continue
+            _track(v)
+            if v._creator is not None:
+                stack.append(v._creator)
+            if isinstance(v.grad, (Variable, Function)):
+                stack.append(v.grad)
+        elif isinstance(o, Function):
+            f = <Function>o
+            _track(f)
+            if not _is_native(f):
+                _walked_py.add(<Py_ssize_t><void*>f)
+            # CPython untracks a tuple that holds only untracked objects.
+            if f._more is not None:
+                _track(f._more)
+            if f._shown is not None:
+                _track(f._shown)
+                for t in f._shown:
+                    _track(t)
+            for i in range(f._nin if f._nin > 0 else 0):
+                x = f._inp(i)
+                if isinstance(x, Variable):
+                    stack.append(x)
+
+
+def track_graph(v):
+    """Show ``v`` and the graph behind it to Python's cycle collector.
+
+    The engine hides the outputs of its built-in operations from the
+    collector (a graph they make has no cycles, and reference counting frees
+    it) and shows them again wherever a cycle can form: see "How the engine
+    works" in the documentation. Call this only for a cycle you close
+    through an object the engine cannot see into (a Function's constant, a
+    non-array ``.data`` or ``.name``) that was given a Variable made later.
+    """
+    if not isinstance(v, (Variable, Function)):
+        raise TypeError('track_graph: expected a Variable or a Function, got {!r}'
+                        .format(type(v)))
+    _track_graph(v)
