@@ -40,7 +40,12 @@ extensions = [
         f"cydezero.{src.stem}",
         [str(src.relative_to(HERE))],
         include_dirs=[np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        # NPY_TARGET_VERSION: the oldest NumPy C API the module may use. 1.22
+        # brings the memory-handler API (the buffer cache, _bufcache.pxi);
+        # without it, NumPy < 2.3's headers hide PyDataMem_SetHandler and
+        # the import fails. The runtime requirement (numpy>=2.0) is above it.
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                       ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")],
     )
     for src in sorted(PYX.glob("*.pyx"))
 ]
