@@ -226,6 +226,41 @@ def test_scalar_fast_path_reports_what_numpy_reports(expr):
             eval(expr, {'x': Variable(a)})
 
 
+@pytest.mark.parametrize('fn, forward, numpy_grad', [
+    (F.sin, np.sin, lambda x, y, gy: gy * np.cos(x)),
+    (F.cos, np.cos, lambda x, y, gy: gy * -np.sin(x)),
+    (F.tanh, np.tanh, lambda x, y, gy: gy * (1 - y * y)),
+    (F.exp, np.exp, lambda x, y, gy: gy * y),
+    (F.log, np.log, lambda x, y, gy: gy / x),
+], ids=['sin', 'cos', 'tanh', 'exp', 'log'])
+@pytest.mark.parametrize('x0, g0', [(0.3, 1.7), (-2.5, 3.0), (1e-300, 1.5), (700.0, 1e10),
+                                    (0.0, 2.0)])
+@pytest.mark.parametrize('dtype', [np.float64, np.float32])
+def test_unary_backward_fast_paths_are_numpy_bit_for_bit(fn, forward, numpy_grad, x0, g0,
+                                                         dtype):
+    # 0-d float64 gradients are multiplied in C; the value, the dtype and
+    # what NumPy warns (log's 1/0, an overflowing product) must be NumPy's
+    # for DeZero's expression of each derivative
+    x, gy = np.array(x0, dtype=dtype), np.array(g0, dtype=dtype)
+    with np.errstate(all='ignore'):
+        y = forward(x)
+    with warnings.catch_warnings(record=True) as w_np:
+        warnings.simplefilter('always')
+        want = np.asarray(numpy_grad(x, y, gy))
+    v = Variable(x)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        y = fn(v)                    # forward warnings are not this test's
+    y.grad = Variable(gy)
+    with warnings.catch_warnings(record=True) as w_us:
+        warnings.simplefilter('always')
+        y.backward()
+    got = v.grad.data
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert sorted(str(m.message) for m in w_us) == sorted(str(m.message) for m in w_np)
+
+
 def test_gradient_accumulation_overflow_warns_like_numpy():
     x = Variable(np.array(1.0))
     y = x + x       # seeded with 1e308: x's gradient is 1e308 + 1e308

@@ -41,7 +41,8 @@ cdef inline object _as_arr(object y):
 
 
 # The fast path for scalar graphs: +, -, *, / on 0-d float64 arrays (or a
-# 0-d float64 array and a Python float) are done in C. IEEE arithmetic gives
+# 0-d float64 array and a Python float, or the NumPy float64 scalar that a
+# ufunc returns for a 0-d array) are done in C. IEEE arithmetic gives
 # the bit-identical result NumPy would; only the ufunc call is skipped. A
 # result that NumPy would flag (overflow, underflow, NaN, see _plain) is
 # computed again by NumPy, so its warnings and np.errstate still apply.
@@ -69,7 +70,7 @@ cdef inline bint _scalar_f64(object x, double* v) except -1:
             v[0] = (<double*>cnp.PyArray_DATA(<cnp.ndarray>x))[0]
             return True
         return False
-    if type(x) is float:
+    if type(x) is float or type(x) is float64:     # NumPy's is a float subclass
         v[0] = PyFloat_AS_DOUBLE(x)
         return True
     if type(x) is int:

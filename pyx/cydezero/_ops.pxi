@@ -31,6 +31,14 @@ cdef inline object _times(object a, object b, bint graph):
     return a * b if graph else _arith(OP_MUL, a, b)
 
 
+cdef inline object _minus(object a, object b, bint graph):
+    return a - b if graph else _arith(OP_SUB, a, b)
+
+
+cdef inline object _over(object a, object b, bint graph):
+    return a / b if graph else _arith(OP_DIV, a, b)
+
+
 cdef object _matmul_g(object a, object b, bint graph):
     return matmul(a, b) if graph else a.dot(b)
 

@@ -4,6 +4,11 @@
 
 import numpy as np
 
+# The ufuncs, held here: np.sin in a hot path is an attribute lookup on the
+# numpy module every call.
+cdef object _np_sin = np.sin, _np_cos = np.cos, _np_tanh = np.tanh
+cdef object _np_exp = np.exp, _np_log = np.log
+
 cdef class Add(_Builtin):
     """y = x0 + x1;  gx0 = gy, gx1 = gy (summed back over broadcast axes)."""
     cdef int _arity(self):
@@ -158,11 +163,11 @@ cdef inline bint _is_two(object c):
 cdef class Sin(_Builtin):
     """y = sin(x);  gx = gy * cos(x)."""
     cdef object _fwd(self, tuple xs):
-        return np.sin(xs[0])
+        return _np_sin(xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         x = self._x(0, graph)
-        return (gys[0] * (cos(x) if graph else np.cos(x)),)
+        return (_times(gys[0], cos(x) if graph else _np_cos(x), graph),)
 
 
 def sin(x):
@@ -173,11 +178,11 @@ def sin(x):
 cdef class Cos(_Builtin):
     """y = cos(x);  gx = gy * -sin(x)."""
     cdef object _fwd(self, tuple xs):
-        return np.cos(xs[0])
+        return _np_cos(xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         x = self._x(0, graph)
-        return (gys[0] * -(sin(x) if graph else np.sin(x)),)
+        return (_times(gys[0], -(sin(x) if graph else _np_sin(x)), graph),)
 
 
 def cos(x):
@@ -188,11 +193,11 @@ def cos(x):
 cdef class Tanh(_Builtin):
     """y = tanh(x);  gx = gy * (1 - y * y)."""
     cdef object _fwd(self, tuple xs):
-        return np.tanh(xs[0])
+        return _np_tanh(xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         y = self._y(graph)
-        return (gys[0] * (1 - y * y),)
+        return (_times(gys[0], _minus(1, _times(y, y, graph), graph), graph),)
 
 
 def tanh(x):
@@ -203,10 +208,10 @@ def tanh(x):
 cdef class Exp(_Builtin):
     """y = exp(x);  gx = gy * y."""
     cdef object _fwd(self, tuple xs):
-        return np.exp(xs[0])
+        return _np_exp(xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        return (gys[0] * self._y(graph),)
+        return (_times(gys[0], self._y(graph), graph),)
 
 
 def exp(x):
@@ -217,10 +222,10 @@ def exp(x):
 cdef class Log(_Builtin):
     """y = log(x);  gx = gy / x."""
     cdef object _fwd(self, tuple xs):
-        return np.log(xs[0])
+        return _np_log(xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        return (gys[0] / self._x(0, graph),)
+        return (_over(gys[0], self._x(0, graph), graph),)
 
 
 def log(x):
