@@ -60,28 +60,35 @@ cdef inline void _forget_walk(Function f):
 
 cdef void _track_graph(object root) except *:
     """Track root (a Variable or a Function) and every Variable, Function and
-    tuple of inputs it reaches through creators, inputs and gradients."""
+    tuple of inputs it reaches through creators, inputs and gradients.
+
+    Depth first, with no set of its own: what a step tracks is what tells a
+    later step to stop (see above), and a creator is walked before the rest
+    of its output's edges. A Function root is walked even if it was before
+    (it is called again, or its inputs were set)."""
     cdef list stack = [root]
-    cdef set seen = set()
     cdef Variable v
     cdef Function f
     cdef Py_ssize_t i
+    cdef bint forced = isinstance(root, Function)
     while stack:
         o = stack.pop()
-        if id(o) in seen:
-            continue
-        seen.add(id(o))
         if isinstance(o, Variable):
             v = <Variable>o
             if _gc_is_tracked(v) and (v._creator is None or _walked(v._creator)):
                 continue
             _track(v)
+            g = v.grad
+            if isinstance(g, (Variable, Function)):
+                stack.append(g)
             if v._creator is not None:
                 stack.append(v._creator)
-            if isinstance(v.grad, (Variable, Function)):
-                stack.append(v.grad)
         elif isinstance(o, Function):
             f = <Function>o
+            if forced:
+                forced = False
+            elif _walked(f):
+                continue
             _track(f)
             if not _is_native(f):
                 _walked_py.add(<Py_ssize_t><void*>f)
