@@ -31,6 +31,12 @@
 # birth, so the ones walked are kept in _walked_py. Every edge that appears
 # later is walked where it appears (above), so what a walked node reaches
 # stays tracked, and repeated walks over one graph cost little.
+#
+# The limit: the engine cannot see into an object it holds for the user (a
+# Function's constant such as Pow's c, a non-array .data, a .name, the
+# __dict__ of a Python subclass of Variable or Function). A cycle closed by
+# giving such an object a Variable made after it is not collected unless
+# track_graph(v) shows v's graph to the collector.
 
 cdef set _walked_py = set()     # addresses of Python Functions walked
 
@@ -113,7 +119,8 @@ def track_graph(v):
     it) and shows them again wherever a cycle can form: see "How the engine
     works" in the documentation. Call this only for a cycle you close
     through an object the engine cannot see into (a Function's constant, a
-    non-array ``.data`` or ``.name``) that was given a Variable made later.
+    non-array ``.data`` or ``.name``, an attribute of a Python subclass of
+    Variable or Function) that was given a Variable made later.
     """
     if not isinstance(v, (Variable, Function)):
         raise TypeError('track_graph: expected a Variable or a Function, got {!r}'
