@@ -183,12 +183,17 @@ def sum_to_array(x, shape):
     Axes that broadcasting prepended are summed away; axes where ``shape``
     has 1 are summed with keepdims. Returns ``x`` itself when nothing to do.
     """
-    shape = tuple(shape)
-    if x.shape == shape:
+    return _sum_to_checked(x, x.shape, tuple(shape), 'sum_to')
+
+
+cdef object _sum_to_checked(object x, tuple x_shape, tuple shape, str who):
+    """x (of x_shape) summed to shape; a ValueError that names `who` when it
+    cannot be."""
+    if x_shape == shape:
         return x
-    why = _unreachable(x.shape, shape)
+    why = _unreachable(x_shape, shape)
     if why is not None:
-        raise ValueError('sum_to: ' + why)
+        raise ValueError(who + ': ' + why)
     return _sum_to_reachable(x, shape)
 
 

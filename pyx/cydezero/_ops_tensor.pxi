@@ -81,13 +81,7 @@ cdef class SumTo(_Builtin):
         self.shape = tuple(shape)
 
     cdef object _fwd(self, tuple xs):
-        x = xs[0]
-        if x.shape == self.shape:
-            return x
-        why = _unreachable(_shape_of(x), self.shape)
-        if why is not None:
-            raise ValueError('SumTo: ' + why)
-        return _sum_to_reachable(x, self.shape)
+        return _sum_to_checked(xs[0], _shape_of(xs[0]), self.shape, 'SumTo')
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return (_broadcast_g(gys[0], _shape_of(self._in0), graph),)
