@@ -95,7 +95,6 @@ cdef class Function:
             self._nin = -1
         else:
             self._set_inputs(tuple([as_variable(x) for x in xs]))
-            _forget_walk(self)
             _track_graph(self)      # an input may reach back here
 
     @property
@@ -337,6 +336,10 @@ cdef inline Variable _new_simple_var(object data):
     return v
 
 
+cdef inline Variable _new_output(object data, bint simple):
+    return _new_simple_var(data) if simple else _new_var(data)
+
+
 cdef inline bint _is_native(Function f):
     """False for Python subclasses, whose forward/backward must be honoured
     even when they subclass a built-in operation."""
@@ -420,16 +423,10 @@ cdef object _apply(Function f, tuple inputs):
 
     cdef list outs
     cdef Variable out
-    if simple:
-        if type(ys) is tuple:
-            outs = [_new_simple_var(_check_output(y, f)) for y in ys]
-        else:
-            out = _new_simple_var(_check_output(ys, f))
-            outs = None
-    elif type(ys) is tuple:
-        outs = [_new_var(_check_output(y, f)) for y in ys]
+    if type(ys) is tuple:
+        outs = [_new_output(_check_output(y, f), simple) for y in ys]
     else:
-        out = _new_var(_check_output(ys, f))
+        out = _new_output(_check_output(ys, f), simple)
         outs = None
     cdef bint hide = native and not (reused and not cdz_backprop_off)
     if hide and not simple:
@@ -455,9 +452,8 @@ cdef object _apply(Function f, tuple inputs):
         if cdz_anomaly:
             _record_site(f)
         if hide:
-            _gc_untrack(<void*>f)
+            _untrack(f)
         elif reused:
-            _forget_walk(f)
             _track_graph(f)
     if outs is None:
         return out

@@ -41,10 +41,10 @@
 cdef set _walked_py = set()     # addresses of Python Functions walked
 
 
-cdef inline void _untrack(Variable v):
-    """Hide a Variable a built-in operation just made (only referenced by the
-    engine so far) from the cycle collector."""
-    _gc_untrack(<void*>v)
+cdef inline void _untrack(object o):
+    """Hide a node _apply just recorded (a built-in operation, or a Variable
+    it made) from the cycle collector."""
+    _gc_untrack(<void*>o)
 
 
 cdef inline void _track(object o):
@@ -59,7 +59,8 @@ cdef inline bint _walked(Function f):
 
 
 cdef inline void _forget_walk(Function f):
-    """f's inputs change: the next walk that reaches it goes through it."""
+    """f dies: its address may be reused by a Function never walked. (A
+    Function whose inputs change is walked again as a root; see below.)"""
     if _walked_py and not _is_native(f):
         _walked_py.discard(<Py_ssize_t><void*>f)
 
