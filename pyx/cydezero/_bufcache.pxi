@@ -46,12 +46,17 @@ cdef extern from *:
     static size_t cdz_hits = 0, cdz_misses = 0;
     static PyThread_type_lock cdz_lock = NULL;
 
-    static void cdz_drop(int i) {   /* under the lock; frees block i */
+    static void* cdz_take(int i) {  /* under the lock; block i leaves the table */
+        void* p = cdz_blocks[i].p;
         cdz_cached -= cdz_blocks[i].size;
-        free(cdz_blocks[i].p);
         memmove(cdz_blocks + i, cdz_blocks + i + 1,
                 (size_t)(cdz_nblocks - i - 1) * sizeof(cdz_block));
         cdz_nblocks--;
+        return p;
+    }
+
+    static void cdz_drop(int i) {   /* under the lock; frees block i */
+        free(cdz_take(i));
     }
 
     static void* cdz_malloc(void* ctx, size_t size) {
@@ -60,11 +65,7 @@ cdef extern from *:
             PyThread_acquire_lock(cdz_lock, WAIT_LOCK);
             for (int i = cdz_nblocks - 1; i >= 0; i--) {
                 if (cdz_blocks[i].size == size) {
-                    void* p = cdz_blocks[i].p;
-                    cdz_cached -= size;
-                    memmove(cdz_blocks + i, cdz_blocks + i + 1,
-                            (size_t)(cdz_nblocks - i - 1) * sizeof(cdz_block));
-                    cdz_nblocks--;
+                    void* p = cdz_take(i);
                     cdz_hits++;
                     PyThread_release_lock(cdz_lock);
                     return p;
