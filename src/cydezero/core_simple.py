@@ -30,7 +30,6 @@ Where this differs from DeZero 0.0.13's core_simple, and why:
   that reaches one of this module's Functions raises TypeError: their
   backward works on arrays, so it has no graph to build.
 """
-import numpy as np
 
 from cydezero import _core
 from cydezero.core import Config, no_grad, using_config  # noqa: F401
@@ -70,13 +69,7 @@ def as_variable(obj):
     return Variable(obj)
 
 
-def as_array(x, array_module=np):
-    """Turn a Python or NumPy scalar into a 0-d array; leave anything else."""
-    if isinstance(x, (np.ndarray, _Variable)):
-        return x    # the common case, without np.isscalar's checks
-    if np.isscalar(x):
-        return array_module.array(x)
-    return x
+as_array = _core.as_array
 
 
 class Function(_core.Function):
