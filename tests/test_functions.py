@@ -4,7 +4,7 @@ DeZero can differentiate twice, train/test behaviour of dropout and batch
 norm, and parity with the dezero 0.0.13 package."""
 import numpy as np
 import pytest
-from conftest import num_grads
+from conftest import differentiate_again, num_grads
 
 import cydezero
 import cydezero.functions as F
@@ -268,10 +268,7 @@ def test_tanh_higher_order_like_the_book():
     y = F.tanh(x)
     x.cleargrad()
     y.backward(create_graph=True)
-    for _ in range(2):
-        gx = x.grad
-        x.cleargrad()
-        gx.backward(create_graph=True)
+    differentiate_again(x, 2)
     t = np.tanh(1.0)
     expected = -2 * (1 - t ** 2) * (1 - 3 * t ** 2)
     np.testing.assert_allclose(x.grad.data, expected, rtol=1e-12)
@@ -526,9 +523,6 @@ def test_parity_second_derivative_tanh(dz):
         x = Var(np.array([0.3, -1.2]))
         y = mod.tanh(x)
         y.backward(create_graph=True)
-        for _ in range(3):
-            gx = x.grad
-            x.cleargrad()
-            gx.backward(create_graph=True)
+        differentiate_again(x, 3)
         out.append(x.grad.data)
     np.testing.assert_allclose(out[0], out[1], rtol=1e-12)

@@ -9,6 +9,7 @@ import weakref
 
 import numpy as np
 import pytest
+from conftest import differentiate_again
 
 import cydezero as dz
 import cydezero.functions as F
@@ -76,12 +77,9 @@ def test_higher_order_derivatives():
     x = dz.Variable(np.array(1.0))
     y = F.tanh(x)
     y.backward(create_graph=True)
-    for _ in range(4):
-        gx = x.grad
-        x.cleargrad()
-        gx.backward(create_graph=True)
+    differentiate_again(x, 4)
     refs = [weakref.ref(x), weakref.ref(x.grad), weakref.ref(x.grad.creator)]
-    del x, y, gx
+    del x, y
     _held_by_a_cycle_then_collected(refs)
 
 

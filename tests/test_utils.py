@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import differentiate_again
 
 import cydezero
 import cydezero.functions as F
@@ -237,10 +238,7 @@ def test_builtin_graph_drawing_layers_by_generation_and_stays_a_sensible_size():
     x = Variable(np.array(1.0))
     y = F.tanh(x)
     y.backward(create_graph=True)
-    for _ in range(4):
-        gx = x.grad
-        x.cleargrad()
-        gx.backward(create_graph=True)
+    differentiate_again(x, 4)
     layers, edges, labels, kinds = _graph_plot._layers(x.grad, lambda v: '')
     row = {node: i for i, layer in enumerate(layers) for node in layer}
     assert all(row[src] < row[dst] for src, dst in edges)     # every edge goes down
