@@ -13,6 +13,7 @@ from hostile_runner import run
 
 import cydezero
 import cydezero.functions as F
+from cydezero import _core
 from cydezero import Function, Variable
 
 
@@ -259,6 +260,65 @@ def test_unary_backward_fast_paths_are_numpy_bit_for_bit(fn, forward, numpy_grad
     assert got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
     assert sorted(str(m.message) for m in w_us) == sorted(str(m.message) for m in w_np)
+
+
+_UFUNC_OPS = [(F.sin, np.sin), (F.cos, np.cos), (F.tanh, np.tanh), (F.exp, np.exp),
+              (F.log, np.log)]
+
+
+def _wide_float64s():
+    """Numbers over the whole float64 range, signs, subnormals, the edges
+    where exp and tanh saturate, and the values every function flags."""
+    rng = np.random.default_rng(7)
+    return np.concatenate([
+        rng.standard_normal(3000) * 10.0 ** rng.integers(-320, 308, 3000),
+        rng.uniform(-50.0, 50.0, 3000), rng.uniform(-1e6, 1e6, 500),
+        [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 2.2e-308, 1.7e308,
+         709.78, 709.79, -745.13, -745.14, 19.06, -19.06, 1.0, -1.0, np.pi, 1e22]])
+
+
+def test_unary_ops_call_numpys_own_loops():
+    # on every supported NumPy the loops are found through its public API; if
+    # one were not, the ufunc would be called, slower but right
+    assert _core._ufunc_loops() == ('sin', 'cos', 'tanh', 'exp', 'log')
+
+
+@pytest.mark.parametrize('fn, ufunc', _UFUNC_OPS, ids=[u.__name__ for _, u in _UFUNC_OPS])
+def test_unary_forward_on_one_number_is_numpy_bit_for_bit(fn, ufunc):
+    # a 0-d float64 goes through the ufunc's inner loop without the ufunc:
+    # each value's bits, and each warning, must be what the ufunc gives
+    mismatches = []
+    for value in _wide_float64s():
+        a = np.array(value)
+        with warnings.catch_warnings(record=True) as w_np:
+            warnings.simplefilter('always')
+            want = ufunc(a)
+        with warnings.catch_warnings(record=True) as w_us:
+            warnings.simplefilter('always')
+            got = fn(Variable(a)).data
+        if (type(got) is not np.ndarray or got.shape != () or got.dtype != np.float64
+                or got.tobytes() != np.asarray(want).tobytes()
+                or [str(m.message) for m in w_us] != [str(m.message) for m in w_np]):
+            mismatches.append((value, got, want, w_us, w_np))
+    assert mismatches == []
+
+
+@pytest.mark.parametrize('fn, ufunc, value', [
+    (F.log, np.log, 0.0), (F.log, np.log, -1.0), (F.exp, np.exp, 1000.0),
+    (F.exp, np.exp, -1000.0), (F.sin, np.sin, np.inf), (F.cos, np.cos, -np.inf),
+])
+def test_unary_forward_on_one_number_honours_errstate(fn, ufunc, value):
+    a = np.array(value)
+    with np.errstate(all='raise'):
+        with pytest.raises(FloatingPointError) as want:
+            ufunc(a)
+        with pytest.raises(FloatingPointError) as got:
+            fn(Variable(a))
+    assert str(got.value) == str(want.value)
+    with np.errstate(all='ignore'):
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            fn(Variable(a))
 
 
 def test_gradient_accumulation_overflow_warns_like_numpy():

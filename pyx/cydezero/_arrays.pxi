@@ -6,6 +6,9 @@ from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.math cimport fabs
 from libc.float cimport DBL_MIN, DBL_MAX
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.ref cimport Py_INCREF
 
 import sys
 
@@ -144,6 +147,84 @@ cdef inline object _arith(int op, object a, object b):
     if op == OP_MUL:
         return a * b
     return a / b
+
+
+# sin, cos, tanh, exp and log of one float64 number, through NumPy's own
+# inner loop: the function np.sin(a 0-d float64 array) runs, called as NumPy
+# calls it there (input stride 0, output stride 8, one element), without the
+# ufunc's dispatch around it (about 4,000 instructions a call). The loops come
+# from NumPy's documented, unstable Python API (ufunc._resolve_dtypes_and_context
+# and ufunc._get_strided_loop); the capsule's name pins the layout of the
+# struct read here, so a NumPy that changes it gives no loop, and the ufunc is
+# called as before. As in _arith, a result that raised a flag NumPy checks is
+# computed again by the ufunc, so its warnings and np.errstate still apply.
+ctypedef int (*_strided_loop)(void* context, char** data, cnp.npy_intp* n,
+                              cnp.npy_intp* strides, void* auxdata) noexcept nogil
+
+ctypedef struct _ufunc_call_info:
+    _strided_loop loop
+    void* context
+    void* auxdata
+    unsigned char requires_pyapi
+    unsigned char no_floatingpoint_errors
+
+cdef enum:
+    U_SIN, U_COS, U_TANH, U_EXP, U_LOG, U_COUNT
+
+cdef tuple _loop_ufuncs = (np.sin, np.cos, np.tanh, np.exp, np.log)
+cdef _ufunc_call_info* _loops[U_COUNT]
+cdef const char* _CALL_INFO = b"numpy_1.24_ufunc_call_info"
+
+
+cdef void _find_loops():
+    cdef Py_ssize_t i
+    cdef _ufunc_call_info* info
+    f8 = np.dtype(np.float64)
+    for i in range(U_COUNT):
+        _loops[i] = NULL
+        try:
+            uf = _loop_ufuncs[i]
+            dtypes, cap = uf._resolve_dtypes_and_context((f8, None))
+            if dtypes != (f8, f8) or not PyCapsule_IsValid(cap, _CALL_INFO):
+                continue
+            uf._get_strided_loop(cap, fixed_strides=(0, 8))
+            info = <_ufunc_call_info*>PyCapsule_GetPointer(cap, _CALL_INFO)
+        except Exception:
+            continue
+        if info.loop != NULL and not info.requires_pyapi:
+            # The capsule owns the loop's context and data: held for the
+            # life of the process, as NumPy holds its ufuncs.
+            Py_INCREF(cap)
+            _loops[i] = info
+
+
+_find_loops()
+
+
+def _ufunc_loops():
+    """The names of the ufuncs whose float64 loop the engine calls itself."""
+    return tuple([_loop_ufuncs[i].__name__ for i in range(U_COUNT) if _loops[i] != NULL])
+
+
+cdef object _umath(int which, object x):
+    """_loop_ufuncs[which](x); for a 0-d float64 array through NumPy's loop."""
+    cdef double v, r
+    cdef char* data[2]
+    cdef cnp.npy_intp n = 1
+    cdef cnp.npy_intp strides[2]
+    cdef _ufunc_call_info* info = _loops[which]
+    if info != NULL and type(x) is ndarray and _scalar_f64(x, &v):
+        data[0] = <char*>&v
+        data[1] = <char*>&r
+        strides[0] = 0
+        strides[1] = 8
+        feclearexcept(_FP_FLAGS)
+        if info.loop(info.context, data, &n, strides, info.auxdata) == 0:
+            if not fetestexcept(_FP_FLAGS):
+                return _new_f64(r)
+        elif PyErr_Occurred():
+            PyErr_Clear()       # the ufunc below runs it again and reports
+    return _loop_ufuncs[which](x)
 
 
 def as_array(x, array_module=np):

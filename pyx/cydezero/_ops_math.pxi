@@ -2,12 +2,6 @@
 # Tanh, Exp, Log.
 # Part of the _core module (included by _core.pyx).
 
-import numpy as np
-
-# The ufuncs, held here: np.sin in a hot path is an attribute lookup on the
-# numpy module every call.
-cdef object _np_sin = np.sin, _np_cos = np.cos, _np_tanh = np.tanh
-cdef object _np_exp = np.exp, _np_log = np.log
 
 cdef class Add(_Builtin):
     """y = x0 + x1;  gx0 = gy, gx1 = gy (summed back over broadcast axes)."""
@@ -163,11 +157,11 @@ cdef inline bint _is_two(object c):
 cdef class Sin(_Builtin):
     """y = sin(x);  gx = gy * cos(x)."""
     cdef object _fwd(self, tuple xs):
-        return _np_sin(xs[0])
+        return _umath(U_SIN, xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         x = self._x(0, graph)
-        return (_times(gys[0], cos(x) if graph else _np_cos(x), graph),)
+        return (_times(gys[0], cos(x) if graph else _umath(U_COS, x), graph),)
 
 
 def sin(x):
@@ -178,11 +172,11 @@ def sin(x):
 cdef class Cos(_Builtin):
     """y = cos(x);  gx = gy * -sin(x)."""
     cdef object _fwd(self, tuple xs):
-        return _np_cos(xs[0])
+        return _umath(U_COS, xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         x = self._x(0, graph)
-        return (_times(gys[0], -(sin(x) if graph else _np_sin(x)), graph),)
+        return (_times(gys[0], -sin(x) if graph else _negate(_umath(U_SIN, x)), graph),)
 
 
 def cos(x):
@@ -193,7 +187,7 @@ def cos(x):
 cdef class Tanh(_Builtin):
     """y = tanh(x);  gx = gy * (1 - y * y)."""
     cdef object _fwd(self, tuple xs):
-        return _np_tanh(xs[0])
+        return _umath(U_TANH, xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         y = self._y(graph)
@@ -208,7 +202,7 @@ def tanh(x):
 cdef class Exp(_Builtin):
     """y = exp(x);  gx = gy * y."""
     cdef object _fwd(self, tuple xs):
-        return _np_exp(xs[0])
+        return _umath(U_EXP, xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return (_times(gys[0], self._y(graph), graph),)
@@ -222,7 +216,7 @@ def exp(x):
 cdef class Log(_Builtin):
     """y = log(x);  gx = gy / x."""
     cdef object _fwd(self, tuple xs):
-        return _np_log(xs[0])
+        return _umath(U_LOG, xs[0])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return (_over(gys[0], self._x(0, graph), graph),)
