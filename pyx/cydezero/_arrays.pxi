@@ -54,7 +54,9 @@ cdef enum:
 
 
 cdef inline object _new_f64(double v):
-    cdef cnp.ndarray a = cnp.PyArray_SimpleNew(0, NULL, cnp.NPY_DOUBLE)
+    cdef cnp.ndarray a = _take_spare_f64()
+    if a is None:
+        a = cnp.PyArray_SimpleNew(0, NULL, cnp.NPY_DOUBLE)
     (<double*>cnp.PyArray_DATA(a))[0] = v
     return a
 

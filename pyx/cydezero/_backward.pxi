@@ -215,6 +215,7 @@ cdef inline object _pass_acc(Variable x, size_t epoch):
 cdef inline void _release_acc(Variable x, size_t epoch):
     """Drop x's accumulated gradient if this pass owns it."""
     if x._pass == epoch:
+        _keep_spare(<PyObject*>x._acc)
         x._acc = None
 
 
@@ -403,7 +404,10 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 elif x._cut:
                     cut = x
             if not retain:
-                # Outputs' gradients are consumed: free them now, not at the end.
+                # Outputs' gradients are consumed: free them now, not at the
+                # end (the loop's own references first, so that they may
+                # become spares).
+                gys = gy = None
                 for i in range(n):
                     if ys[i] is not None and (keep is None or id(ys[i]) not in keep):
                         _release_acc(<Variable>ys[i], epoch)

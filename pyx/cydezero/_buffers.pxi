@@ -2,9 +2,10 @@
 # float64, and the small pool their results come from.
 # Part of the _core module (included by _core.pyx).
 
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 
+import numpy as np
 cimport numpy as cnp
 
 # Linear's fast path (pooled result buffers, the bias and its gradient in
@@ -87,6 +88,51 @@ cdef inline bint _reusable(PyObject* p, int t, int nd, cnp.npy_intp* dims):
         if d[i] != dims[i]:
             return False
     return True
+
+
+# Spare 0-d float64 arrays: the gradients a backward pass has consumed, kept
+# when the engine held their last reference, at most _SPARES of them, for
+# _new_f64 to fill in again (a scalar graph makes one per operation; NumPy's
+# constructor and free cost about 700 instructions). Beyond _reusable's rule,
+# an array kept was made by NumPy and is nobody's view: exactly ndarray, its
+# own data, NumPy's float64 dtype. Nothing reaches a spare (ndarrays are not
+# seen by the cycle collector).
+cdef enum:
+    _SPARES = 64
+
+cdef PyObject* _spares[_SPARES]
+cdef int _n_spares = 0
+cdef cnp.dtype _f64_dtype = np.dtype(np.float64)
+
+
+cdef inline void _keep_spare(PyObject* p):
+    """Keep p, whose last reference the caller is about to drop, when it is
+    such an array (the caller drops its reference all the same)."""
+    global _n_spares
+    if (_n_spares < _SPARES and p.ob_type == <PyTypeObject*>ndarray
+            and _reusable(p, cnp.NPY_DOUBLE, 0, NULL)
+            and <PyObject*>cnp.PyArray_DESCR(<cnp.ndarray>p) == <PyObject*>_f64_dtype
+            and cnp.PyArray_BASE(<cnp.ndarray>p) == NULL
+            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>p, cnp.NPY_ARRAY_OWNDATA)):
+        _incref(p)
+        _spares[_n_spares] = p
+        _n_spares += 1
+
+
+cdef inline object _take_spare_f64():
+    """A spare 0-d float64 array (holding a stale value), or None."""
+    global _n_spares
+    if _n_spares == 0:
+        return None
+    _n_spares -= 1
+    a = <object>_spares[_n_spares]
+    _decref(_spares[_n_spares])     # the spares' reference; `a` holds its own
+    return a
+
+
+def _spare_count():
+    """How many spare 0-d float64 arrays are kept (for tests)."""
+    return _n_spares
 
 
 cdef object _new_array(int t, int nd, cnp.npy_intp* dims):

@@ -10,6 +10,8 @@ cdef extern from "Python.h":
     unsigned long Py_TPFLAGS_HEAPTYPE
     int _generic_setattr "PyObject_GenericSetAttr" (object o, object name, PyObject* v) except -1
     Py_ssize_t _refcnt "Py_REFCNT" (PyObject* o)
+    void _incref "Py_INCREF" (PyObject* o)
+    void _decref "Py_DECREF" (PyObject* o)
     int _gc_is_tracked "PyObject_GC_IsTracked" (object o)
     void _gc_track "PyObject_GC_Track" (void* o)
     void _gc_untrack "PyObject_GC_UnTrack" (void* o)

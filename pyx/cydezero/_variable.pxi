@@ -72,6 +72,7 @@ cdef class Variable:
             self._creator._unlink(<PyObject*>self)
         if self._hooked:
             _hooks.pop(<Py_ssize_t><void*>self, None)
+        _keep_spare(<PyObject*>self.data)
 
     @property
     def requires_grad(self):
