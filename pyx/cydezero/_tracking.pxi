@@ -73,13 +73,19 @@ cdef void _track_graph(object root) except *:
     later step to stop (see above), and a creator is walked before the rest
     of its output's edges. A Function root is walked even if it was before
     (it is called again, or its inputs were set)."""
+    # The stack is a list that never shrinks (top counts what is on it):
+    # popping a list reallocates it each time it falls below half its size,
+    # which for a chain's walk, one or two deep, is every step.
     cdef list stack = [root]
+    cdef Py_ssize_t top = 1
     cdef Variable v
     cdef Function f
     cdef Py_ssize_t i
     cdef bint forced = isinstance(root, Function)
-    while stack:
-        o = stack.pop()
+    while top:
+        top -= 1
+        o = stack[top]
+        stack[top] = None
         if isinstance(o, Variable):
             v = <Variable>o
             if _gc_is_tracked(v) and (v._creator is None or _walked(v._creator)):
@@ -87,9 +93,9 @@ cdef void _track_graph(object root) except *:
             _track(v)
             g = v.grad
             if isinstance(g, (Variable, Function)):
-                stack.append(g)
+                top = _push(stack, top, g)
             if v._creator is not None:
-                stack.append(v._creator)
+                top = _push(stack, top, v._creator)
         elif isinstance(o, Function):
             f = <Function>o
             if forced:
@@ -109,7 +115,16 @@ cdef void _track_graph(object root) except *:
             for i in range(f._nin if f._nin > 0 else 0):
                 x = f._inp(i)
                 if isinstance(x, Variable):
-                    stack.append(x)
+                    top = _push(stack, top, x)
+
+
+cdef inline Py_ssize_t _push(list stack, Py_ssize_t top, object o) except -1:
+    """Put o on _track_graph's stack at top; the new top."""
+    if top < len(stack):
+        stack[top] = o
+    else:
+        stack.append(o)
+    return top + 1
 
 
 def track_graph(v):
