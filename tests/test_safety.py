@@ -280,7 +280,7 @@ def _wide_float64s():
 def test_unary_ops_call_numpys_own_loops():
     # on every supported NumPy the loops are found through its public API; if
     # one were not, the ufunc would be called, slower but right
-    assert _core._ufunc_loops() == ('sin', 'cos', 'tanh', 'exp', 'log')
+    assert _core._ufunc_loops() == ('sin', 'cos', 'tanh', 'exp', 'log', 'power')
 
 
 @pytest.mark.parametrize('fn, ufunc', _UFUNC_OPS, ids=[u.__name__ for _, u in _UFUNC_OPS])
@@ -300,6 +300,48 @@ def test_unary_forward_on_one_number_is_numpy_bit_for_bit(fn, ufunc):
                 or got.tobytes() != np.asarray(want).tobytes()
                 or [str(m.message) for m in w_us] != [str(m.message) for m in w_np]):
             mismatches.append((value, got, want, w_us, w_np))
+    assert mismatches == []
+
+
+_EXPONENTS = [3, 4, 10, -2, -3, 7, 1.5, 2.5, -0.5, 0.3, 3.0, 1e-3, 300, -300,
+              2, 2.0, 1, 1.0, 0, 0.0, -1, -1.0, 0.5]
+
+
+def _numpy_power_and_gradient(a, c, gy):
+    return a ** c, c * a ** (c - 1) * gy
+
+
+def _our_power_and_gradient(a, c, gy):
+    x = Variable(a)
+    y = F.pow(x, c)
+    y.grad = Variable(gy)
+    y.backward()
+    return y.data, x.grad.data
+
+
+def _with_warnings(fn, *args):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        out = fn(*args)
+    return out, sorted(str(m.message) for m in w)
+
+
+@pytest.mark.parametrize('c', _EXPONENTS, ids=[repr(c) for c in _EXPONENTS])
+def test_power_on_one_number_is_numpy_bit_for_bit(c):
+    # x ** c forward, and DeZero's c * x ** (c - 1) * gy backward: a 0-d
+    # float64 goes through np.power's own loop (or x * x for c = 2; the
+    # exponents NumPy computes by other ufuncs are left to NumPy); each
+    # value's bits and each warning must be NumPy's
+    gy = np.array(1.25)
+    mismatches = []
+    for value in np.concatenate([_wide_float64s()[::3], [2.0, -2.0, 0.5, -0.5]]):
+        a = np.array(value)
+        (want_y, want_g), w_np = _with_warnings(_numpy_power_and_gradient, a, c, gy)
+        (got_y, got_g), w_us = _with_warnings(_our_power_and_gradient, a, c, gy)
+        want_y, want_g = np.asarray(want_y), np.asarray(want_g)
+        if (got_y.tobytes() != want_y.tobytes() or got_g.tobytes() != want_g.tobytes()
+                or got_y.dtype != want_y.dtype or w_us != w_np):
+            mismatches.append((value, got_y, want_y, got_g, want_g, w_us, w_np))
     assert mismatches == []
 
 

@@ -151,15 +151,16 @@ cdef inline object _arith(int op, object a, object b):
     return a / b
 
 
-# sin, cos, tanh, exp and log of one float64 number, through NumPy's own
-# inner loop: the function np.sin(a 0-d float64 array) runs, called as NumPy
-# calls it there (input stride 0, output stride 8, one element), without the
-# ufunc's dispatch around it (about 4,000 instructions a call). The loops come
-# from NumPy's documented, unstable Python API (ufunc._resolve_dtypes_and_context
-# and ufunc._get_strided_loop); the capsule's name pins the layout of the
-# struct read here, so a NumPy that changes it gives no loop, and the ufunc is
-# called as before. As in _arith, a result that raised a flag NumPy checks is
-# computed again by the ufunc, so its warnings and np.errstate still apply.
+# sin, cos, tanh, exp, log and power of one float64 number, through NumPy's
+# own inner loop: the function np.sin(a 0-d float64 array) runs, called as
+# NumPy calls it there (0-d inputs stride 0, the new output stride 8, one
+# element), without the ufunc's dispatch around it (about 4,000 instructions
+# a call). The loops come from NumPy's documented, unstable Python API
+# (ufunc._resolve_dtypes_and_context and ufunc._get_strided_loop); the
+# capsule's name pins the layout of the struct read here, so a NumPy that
+# changes it gives no loop, and the ufunc is called as before. As in _arith,
+# a result that raised a flag NumPy checks is computed again by the ufunc, so
+# its warnings and np.errstate still apply.
 ctypedef int (*_strided_loop)(void* context, char** data, cnp.npy_intp* n,
                               cnp.npy_intp* strides, void* auxdata) noexcept nogil
 
@@ -171,9 +172,9 @@ ctypedef struct _ufunc_call_info:
     unsigned char no_floatingpoint_errors
 
 cdef enum:
-    U_SIN, U_COS, U_TANH, U_EXP, U_LOG, U_COUNT
+    U_SIN, U_COS, U_TANH, U_EXP, U_LOG, U_POW, U_COUNT
 
-cdef tuple _loop_ufuncs = (np.sin, np.cos, np.tanh, np.exp, np.log)
+cdef tuple _loop_ufuncs = (np.sin, np.cos, np.tanh, np.exp, np.log, np.power)
 cdef _ufunc_call_info* _loops[U_COUNT]
 cdef const char* _CALL_INFO = b"numpy_1.24_ufunc_call_info"
 
@@ -186,10 +187,11 @@ cdef void _find_loops():
         _loops[i] = NULL
         try:
             uf = _loop_ufuncs[i]
-            dtypes, cap = uf._resolve_dtypes_and_context((f8, None))
-            if dtypes != (f8, f8) or not PyCapsule_IsValid(cap, _CALL_INFO):
+            ins = (f8,) * uf.nin
+            dtypes, cap = uf._resolve_dtypes_and_context(ins + (None,))
+            if dtypes != ins + (f8,) or uf.nout != 1 or not PyCapsule_IsValid(cap, _CALL_INFO):
                 continue
-            uf._get_strided_loop(cap, fixed_strides=(0, 8))
+            uf._get_strided_loop(cap, fixed_strides=(0,) * uf.nin + (8,))
             info = <_ufunc_call_info*>PyCapsule_GetPointer(cap, _CALL_INFO)
         except Exception:
             continue
@@ -208,25 +210,65 @@ def _ufunc_loops():
     return tuple([_loop_ufuncs[i].__name__ for i in range(U_COUNT) if _loops[i] != NULL])
 
 
+cdef bint _call_loop(int which, double* args, double* r):
+    """Loop `which` on one element: args (nin of them) in, r out; False when
+    there is no loop, it failed or it raised a flag (the caller then asks
+    the ufunc)."""
+    cdef char* data[3]
+    cdef cnp.npy_intp n = 1
+    cdef cnp.npy_intp strides[3]
+    cdef _ufunc_call_info* info = _loops[which]
+    if info == NULL:
+        return False
+    data[0] = <char*>&args[0]
+    data[1] = <char*>&args[1]
+    data[2] = <char*>r
+    strides[0] = strides[1] = 0
+    if which != U_POW:
+        data[1] = <char*>r
+        strides[1] = 8
+    else:
+        strides[2] = 8
+    feclearexcept(_FP_FLAGS)
+    if info.loop(info.context, data, &n, strides, info.auxdata) != 0:
+        if PyErr_Occurred():
+            PyErr_Clear()       # the ufunc runs it again and reports
+        return False
+    return not fetestexcept(_FP_FLAGS)
+
+
 cdef object _umath(int which, object x):
     """_loop_ufuncs[which](x); for a 0-d float64 array through NumPy's loop."""
-    cdef double v, r
-    cdef char* data[2]
-    cdef cnp.npy_intp n = 1
-    cdef cnp.npy_intp strides[2]
-    cdef _ufunc_call_info* info = _loops[which]
-    if info != NULL and type(x) is ndarray and _scalar_f64(x, &v):
-        data[0] = <char*>&v
-        data[1] = <char*>&r
-        strides[0] = 0
-        strides[1] = 8
-        feclearexcept(_FP_FLAGS)
-        if info.loop(info.context, data, &n, strides, info.auxdata) == 0:
-            if not fetestexcept(_FP_FLAGS):
-                return _new_f64(r)
-        elif PyErr_Occurred():
-            PyErr_Clear()       # the ufunc below runs it again and reports
+    cdef double v[2]
+    cdef double r
+    if type(x) is ndarray and _scalar_f64(x, &v[0]) and _call_loop(which, v, &r):
+        return _new_f64(r)
     return _loop_ufuncs[which](x)
+
+
+cdef bint _pow_f64(double v, object c, double* r) except -1:
+    """v ** c as NumPy computes x ** c for a 0-d float64 x and a Python int
+    or float c, into r; False when that is left to NumPy. NumPy computes
+    x ** 2 as a square (here v * v), and x ** -1, x ** 0.5 (and, before 2.x
+    settled, x ** 0 and x ** 1) by other ufuncs; every other exponent goes
+    to np.power's own loop. A flagged result is left to NumPy too."""
+    cdef double a[2]
+    if c == 2:
+        r[0] = v * v
+        return _plain(r[0], v == 0.0)
+    if c == -1 or c == 0 or c == 0.5 or c == 1 or not _scalar_f64(c, &a[1]):
+        return False
+    a[0] = v
+    return _call_loop(U_POW, a, r)
+
+
+cdef object _power(object x, object c):
+    """x ** c; in C for a 0-d float64 array x and a Python number c."""
+    cdef double v, r
+    if (type(x) is ndarray and (type(c) is int or type(c) is float)
+            and _scalar_f64(x, &v) and _pow_f64(v, c, &r)):
+        return _new_f64(r)
+    return x ** c
 
 
 def as_array(x, array_module=np):

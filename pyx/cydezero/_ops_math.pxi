@@ -125,23 +125,25 @@ cdef class Pow(_Builtin):
         self.c = c
 
     cdef object _fwd(self, tuple xs):
-        cdef double v
-        x = xs[0]
-        if (_is_two(self.c) and type(x) is ndarray and _scalar_f64(x, &v)
-                and _plain(v * v, v == 0.0)):
-            return _new_f64(v * v)     # what NumPy's x ** 2 computes
-        return x ** self.c
+        return _power(xs[0], self.c)
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        cdef double v, g, r
+        cdef double v, g, e, p, r
         c = self.c
         x = self._x(0, graph)
         gy = gys[0]
-        if (not graph and _is_two(c) and type(x) is ndarray and type(gy) is ndarray
-                and _scalar_f64(x, &v) and _scalar_f64(gy, &g)):
-            r = (2.0 * v) * g
-            if _plain(r, v == 0.0 or g == 0.0):
-                return (_new_f64(r),)
+        if (not graph and type(x) is ndarray and type(gy) is ndarray
+                and (type(c) is int or type(c) is float) and _scalar_f64(x, &v)
+                and _scalar_f64(gy, &g) and _scalar_f64(c, &e)):
+            # DeZero's c * x ** (c - 1) * gy in C, step by step as NumPy
+            # does it; anything flagged is NumPy's to compute and report
+            if c == 2:
+                p = v       # x ** 1 is x
+            elif not _pow_f64(v, c - 1, &p):
+                return (c * x ** (c - 1) * gy,)
+            r = e * p
+            if _plain(r, e == 0.0 or p == 0.0) and _plain(r * g, r == 0.0 or g == 0.0):
+                return (_new_f64(r * g),)
         return (c * x ** (c - 1) * gy,)
 
 
