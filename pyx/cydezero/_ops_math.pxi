@@ -79,12 +79,29 @@ cdef class Div(_Builtin):
         return _arith(OP_DIV, xs[0], xs[1])
 
     cdef tuple _bw(self, tuple gys, bint graph):
+        cdef double g, a, b, s, q
         gy = gys[0]
         x0 = self._x(0, graph)
         x1 = self._x(1, graph)
-        gx0 = _sum_to_g(gy / x1, _shape_of(x0), graph) if self._needs(0) else None
-        gx1 = (_sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph)
-               if self._needs(1) else None)
+        # One number each (0-d float64, or a Python number): DeZero's
+        # expressions in C, step by step as NumPy does them; a gradient with
+        # a flagged step is NumPy's to compute and report.
+        cdef bint scalar = (not graph and type(gy) is ndarray and _scalar_f64(gy, &g)
+                            and _scalar_f64(x0, &a) and _scalar_f64(x1, &b))
+        gx0 = gx1 = None
+        if self._needs(0):
+            if scalar and _plain(g / b, g == 0.0):
+                gx0 = _new_f64(g / b)
+            else:
+                gx0 = _sum_to_g(gy / x1, _shape_of(x0), graph)
+        if self._needs(1):
+            s = b * b
+            q = -a / s
+            if (scalar and _plain(s, b == 0.0) and _plain(q, a == 0.0)
+                    and _plain(g * q, g == 0.0 or q == 0.0)):
+                gx1 = _new_f64(g * q)
+            else:
+                gx1 = _sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph)
         return (gx0, gx1)
 
 
