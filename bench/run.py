@@ -75,6 +75,11 @@ WORKLOADS = {
              "x.grad with create_graph",
         "dz": W.dz_higher, "torch": W.torch_higher, "numpy": W.np_higher,
         "sizes": ([5], [5], [3]), "rtol": 1e-9, "overhead": True, "quick": True},
+    "newton": {
+        "desc": "n steps of the book's Newton's method with second derivatives "
+             "(create_graph) on x^4 - 2x^2 from x=2",
+        "dz": W.dz_newton, "torch": W.torch_newton, "numpy": W.np_newton,
+        "sizes": ([200], [50], [3]), "rtol": 1e-9, "overhead": True, "quick": True},
     "mlp_small": {
         "desc": "1-10-1 sigmoid MLP, MSE, n SGD steps (lr 0.2) on 100 points",
         "dz": W.dz_sigmoid_mlp, "torch": W.torch_sigmoid_mlp,

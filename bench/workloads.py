@@ -319,6 +319,48 @@ def np_higher(n):
 
 
 # ----------------------------------------------------------------------------
+# newton: the book's Newton's method with second derivatives (step 33):
+# minimise x^4 - 2x^2 from x = 2, n steps
+# ----------------------------------------------------------------------------
+
+def dz_newton(dz, n):
+    x = dz.Variable(np.array(2.0))
+    for _ in range(n):
+        y = x ** 4 - 2 * x ** 2
+        x.cleargrad()
+        y.backward(create_graph=True)
+        gx = x.grad
+        x.cleargrad()
+        gx.backward()
+        gx2 = x.grad
+        x.data -= gx.data / gx2.data
+    return float(x.data)
+
+
+def torch_newton(torch, n):
+    x = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    for _ in range(n):
+        y = x ** 4 - 2 * x ** 2
+        (gx,) = torch.autograd.grad(y, x, create_graph=True)
+        (gx2,) = torch.autograd.grad(gx, x)
+        with torch.no_grad():
+            x -= gx / gx2
+    return float(x)
+
+
+def np_newton(n):
+    # the function and both derivatives written out; x is updated in place,
+    # as `x.data -= ...` must (the intermediates are NumPy scalars)
+    x = np.array(2.0)
+    for _ in range(n):
+        y = x ** 4 - 2 * x ** 2  # noqa: F841 (the forward value, unused as in the DeZero program)
+        gx = 4 * x ** 3 - 4 * x
+        gx2 = 12 * x ** 2 - 4
+        x -= gx / gx2
+    return float(x)
+
+
+# ----------------------------------------------------------------------------
 # mlp_small: 1-10-1 sigmoid MLP, MSE, plain SGD, n steps on 100 points (step
 # 43); mlp_large_f64 is the same program at 784-1000-10, batch 256, float64
 # ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import run as bench  # noqa: E402 (bench/ is not a package)
 import workloads as W  # noqa: E402
 PEERS = {"cydezero", "dezero", "torch", "numpy"}
 QUICK = {"chain", "wide", "deep", "rosenbrock", "rosenbrock_simple", "higher_order",
-         "mlp_small", "spiral"}
+         "newton", "mlp_small", "spiral"}
 STATUSES = {"ok", "missing", "not yet available", "n/a", "skipped", "error"}
 
 
@@ -71,7 +71,7 @@ def check_rows(doc, workloads):
     # cydezero and the numpy floor always run the core workloads
     for r in rows:
         if r["workload"] in {"chain", "wide", "deep", "rosenbrock",
-                             "rosenbrock_simple", "higher_order"} and r["peer"] in (
+                             "rosenbrock_simple", "higher_order", "newton"} and r["peer"] in (
                                  "cydezero", "numpy"):
             assert r["status"] == "ok", r
     for r in doc["ratios"]:
