@@ -95,10 +95,12 @@ cdef class Div(_Builtin):
             else:
                 gx0 = _sum_to_g(gy / x1, _shape_of(x0), graph)
         if self._needs(1):
-            s = b * b
-            q = -a / s
-            if (scalar and _plain(s, b == 0.0) and _plain(q, a == 0.0)
-                    and _plain(g * q, g == 0.0 or q == 0.0)):
+            if scalar:
+                s = b * b
+                q = -a / s
+                scalar = (_plain(s, b == 0.0) and _plain(q, a == 0.0)
+                          and _plain(g * q, g == 0.0 or q == 0.0))
+            if scalar:
                 gx1 = _new_f64(g * q)
             else:
                 gx1 = _sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph)
@@ -167,10 +169,6 @@ cdef class Pow(_Builtin):
 def pow(x, c):
     """x ** c for a constant c (c itself is not differentiated)."""
     return _apply1(Pow(c), x)
-
-
-cdef inline bint _is_two(object c):
-    return (type(c) is int or type(c) is float) and c == 2
 
 
 cdef class Sin(_Builtin):
