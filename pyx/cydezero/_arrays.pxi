@@ -30,6 +30,7 @@ cdef inline bint _is_array(object x):
 
 
 cdef type float64 = np.float64
+cdef cnp.dtype _f64_dtype = np.dtype(np.float64)     # NumPy's own, one object
 
 
 cdef inline object _as_arr(object y):
@@ -182,7 +183,7 @@ cdef const char* _CALL_INFO = b"numpy_1.24_ufunc_call_info"
 cdef void _find_loops():
     cdef Py_ssize_t i
     cdef _ufunc_call_info* info
-    f8 = np.dtype(np.float64)
+    f8 = _f64_dtype
     for i in range(U_COUNT):
         _loops[i] = NULL
         try:
@@ -217,18 +218,15 @@ cdef bint _call_loop(int which, double* args, double* r):
     cdef char* data[3]
     cdef cnp.npy_intp n = 1
     cdef cnp.npy_intp strides[3]
+    cdef int i, nin = 2 if which == U_POW else 1
     cdef _ufunc_call_info* info = _loops[which]
     if info == NULL:
         return False
-    data[0] = <char*>&args[0]
-    data[1] = <char*>&args[1]
-    data[2] = <char*>r
-    strides[0] = strides[1] = 0
-    if which != U_POW:
-        data[1] = <char*>r
-        strides[1] = 8
-    else:
-        strides[2] = 8
+    for i in range(nin):
+        data[i] = <char*>&args[i]
+        strides[i] = 0
+    data[nin] = <char*>r
+    strides[nin] = 8
     feclearexcept(_FP_FLAGS)
     if info.loop(info.context, data, &n, strides, info.auxdata) != 0:
         if PyErr_Occurred():

@@ -5,7 +5,6 @@
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 
-import numpy as np
 cimport numpy as cnp
 
 # Linear's fast path (pooled result buffers, the bias and its gradient in
@@ -102,7 +101,6 @@ cdef enum:
 
 cdef PyObject* _spares[_SPARES]
 cdef int _n_spares = 0
-cdef cnp.dtype _f64_dtype = np.dtype(np.float64)
 
 
 cdef inline void _keep_spare(PyObject* p):

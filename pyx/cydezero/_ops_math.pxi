@@ -83,28 +83,20 @@ cdef class Div(_Builtin):
         gy = gys[0]
         x0 = self._x(0, graph)
         x1 = self._x(1, graph)
+        gx0 = _sum_to_g(_over(gy, x1, graph), _shape_of(x0), graph) if self._needs(0) else None
+        if not self._needs(1):
+            return (gx0, None)
         # One number each (0-d float64, or a Python number): DeZero's
-        # expressions in C, step by step as NumPy does them; a gradient with
-        # a flagged step is NumPy's to compute and report.
-        cdef bint scalar = (not graph and type(gy) is ndarray and _scalar_f64(gy, &g)
-                            and _scalar_f64(x0, &a) and _scalar_f64(x1, &b))
-        gx0 = gx1 = None
-        if self._needs(0):
-            if scalar and _plain(g / b, g == 0.0):
-                gx0 = _new_f64(g / b)
-            else:
-                gx0 = _sum_to_g(gy / x1, _shape_of(x0), graph)
-        if self._needs(1):
-            if scalar:
-                s = b * b
-                q = -a / s
-                scalar = (_plain(s, b == 0.0) and _plain(q, a == 0.0)
-                          and _plain(g * q, g == 0.0 or q == 0.0))
-            if scalar:
-                gx1 = _new_f64(g * q)
-            else:
-                gx1 = _sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph)
-        return (gx0, gx1)
+        # -x0 / x1 ** 2 * gy in C, step by step as NumPy does it; if a step
+        # is flagged, the whole expression is NumPy's to compute and report.
+        if (not graph and type(gy) is ndarray and _scalar_f64(gy, &g)
+                and _scalar_f64(x0, &a) and _scalar_f64(x1, &b)):
+            s = b * b
+            q = -a / s
+            if (_plain(s, b == 0.0) and _plain(q, a == 0.0)
+                    and _plain(g * q, g == 0.0 or q == 0.0)):
+                return (gx0, _new_f64(g * q))
+        return (gx0, _sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph))
 
 
 def div(x0, x1):
