@@ -419,7 +419,7 @@ def torch_sigmoid_mlp(torch, n, data):
         with torch.no_grad():
             for p in params:
                 p -= lr * p.grad
-    return float(loss)
+    return float(loss.detach())
 
 
 def np_sigmoid_mlp(n, data):
@@ -517,7 +517,7 @@ def torch_mlp_large(torch, n, data):
         with torch.no_grad():
             for p in params:
                 p -= lr * p.grad
-    return float(loss)
+    return float(loss.detach())
 
 
 def _softmax_ce_into(y, onehot, m, e, s, gy):
@@ -632,7 +632,7 @@ def torch_conv(torch, n, data):
         with torch.no_grad():
             for p in params:
                 p -= lr * p.grad
-    return float(loss)
+    return float(loss.detach())
 
 
 # ----------------------------------------------------------------------------
@@ -710,7 +710,7 @@ def torch_spiral(torch, n, data):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def np_spiral(n, data):

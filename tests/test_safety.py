@@ -457,6 +457,83 @@ def test_array_fast_paths_report_what_numpy_reports(dtype):
                                   np.tanh(tiny * dtype(0.5)) * dtype(0.5) + dtype(0.5))
 
 
+def _bits(a):
+    return np.ascontiguousarray(a).view(np.uint8).tobytes()
+
+
+_PRODUCT_SHAPES = [(256, 784, 1000), (256, 1000, 10), (1000, 256, 10), (64, 64, 257),
+                   (300, 2, 300), (2, 500, 4100), (513, 33, 100), (128, 3, 128)]
+
+
+@pytest.mark.parametrize('m, n, p', _PRODUCT_SHAPES)
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_big_matrix_products_are_numpys_dot_bit_for_bit(m, n, p, dtype):
+    # Big products go to np.matmul, which makes np.dot's BLAS call without
+    # first zeroing the result; every layout the engine meets (C order, the
+    # transposed views of its backward, a matrix times its own transpose)
+    # must give np.dot's bits, forward and backward, on this NumPy's BLAS.
+    rng = np.random.default_rng(m * n + p)
+    a = rng.standard_normal((m, n)).astype(dtype)
+    W = rng.standard_normal((n, p)).astype(dtype)
+    b = rng.standard_normal(p).astype(dtype)
+    gy = rng.standard_normal((m, p)).astype(dtype)
+    pairs = [(a, W), (np.asfortranarray(a), W), (a, np.asfortranarray(W)),
+             (a, a.T), (a.T, a), (a[:, ::-1], W), (W.T, a.T)]
+    for x0, x1 in pairs:
+        if x0.shape[1] != x1.shape[0]:
+            continue
+        assert _bits(F.matmul(x0, x1).data) == _bits(x0.dot(x1))
+    want = a.dot(W)
+    want += b
+    assert _bits(F.linear(a, W, b).data) == _bits(want)
+    for fn in (lambda x, w: F.matmul(x, w), lambda x, w: F.linear(x, w, b)):
+        x, w = Variable(a), Variable(W)
+        y = fn(x, w)
+        y.grad = Variable(gy)
+        y.backward()
+        assert _bits(x.grad.data) == _bits(gy.dot(W.T))
+        assert _bits(w.grad.data) == _bits(a.T.dot(gy))
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_relu_backward_is_numpys_bit_for_bit(dtype):
+    # One pass in C instead of a mask and a multiply through a cast: the
+    # same bits, and what NumPy reports (inf * 0) reported as NumPy does.
+    rng = np.random.default_rng(3)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, 5e-324, -5e-324, 1e-45, -1e-45,
+                         1e38, -1e38, 2.0, -3.0], dtype=dtype)
+    x = rng.standard_normal((50, 40)).astype(dtype)
+    gy = rng.standard_normal((50, 40)).astype(dtype)
+    k = len(specials)
+    x[0, :k] = specials
+    gy[1, :k] = specials
+    x[2, :k], gy[2, :k] = specials, specials[::-1]
+    x[3, :k], gy[3, :k] = specials[::-1], specials
+    finite = gy.copy()
+    finite[~np.isfinite(finite)] = 7.0
+    nan_x = x.copy()
+    nan_x[4, :3] = np.nan
+    for xs, g in ((x, finite), (x, gy), (nan_x, finite)):
+        with warnings.catch_warnings(record=True) as w_np:
+            warnings.simplefilter('always')
+            want = g * (xs > 0)
+        v = Variable(xs)
+        y = F.relu(v)
+        y.grad = Variable(g)
+        with warnings.catch_warnings(record=True) as w_us:
+            warnings.simplefilter('always')
+            y.backward()
+        assert v.grad.data.dtype == want.dtype
+        assert _bits(v.grad.data) == _bits(want)
+        assert [str(m.message) for m in w_us] == [str(m.message) for m in w_np]
+        if w_np:
+            v.cleargrad()
+            y.grad = Variable(g)    # backward dropped it, as DeZero's does
+            with np.errstate(all='raise'), pytest.raises(FloatingPointError):
+                y.backward()
+            assert v.grad is None
+
+
 # -- generations -------------------------------------------------------------
 
 def test_large_generations_keep_the_backward_order():

@@ -40,7 +40,55 @@ cdef inline object _over(object a, object b, bint graph):
 
 
 cdef object _matmul_g(object a, object b, bint graph):
-    return matmul(a, b) if graph else a.dot(b)
+    return matmul(a, b) if graph else _dot(a, b)
+
+
+# a.dot(b), DeZero's matrix product, bit for bit. For two matrices of
+# float32 or float64 (aligned, native, each in C or Fortran order, every
+# dimension above 1), np.dot and np.matmul make the very same BLAS call:
+# gemm, or syrk for a matrix times its own transpose, with the same
+# transposes and leading dimensions (NumPy's cblasfuncs.c and matmul.c.src).
+# np.dot also zeroes its result first, a pass over memory that the BLAS
+# overwrites; for a big result (at least _MATMUL_BYTES) that pass costs more
+# than np.matmul's dispatch, so those products go to np.matmul.
+# tests/test_safety.py compares the two on every CI leg.
+cdef enum:
+    _MATMUL_BYTES = 65536
+    _BLAS_MAXSIZE = 2147483646      # NumPy's limit for a BLAS dimension
+
+cdef object _np_matmul = np.matmul
+
+
+cdef inline bint _blas_matrix(object a, int t):
+    """a is a matrix of type t (NPY_FLOAT or NPY_DOUBLE), both dimensions
+    above 1 and within the BLAS's int, that the BLAS reads in place (no
+    copy by either function)."""
+    if type(a) is not ndarray:
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if (cnp.PyArray_TYPE(arr) != t or cnp.PyArray_NDIM(arr) != 2
+            or not cnp.PyArray_ISALIGNED(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)
+            or not (cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_IS_F_CONTIGUOUS(arr))):
+        return False
+    cdef cnp.npy_intp m = cnp.PyArray_DIMS(arr)[0], n = cnp.PyArray_DIMS(arr)[1]
+    return 1 < m <= _BLAS_MAXSIZE and 1 < n <= _BLAS_MAXSIZE
+
+
+cdef object _dot(object a, object b):
+    """a.dot(b), through np.matmul where that is the same BLAS call and
+    saves np.dot's zeroing of a big result."""
+    cdef int t = -1
+    cdef cnp.npy_intp* da
+    cdef cnp.npy_intp* db
+    if type(a) is ndarray:
+        t = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if (t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and _blas_matrix(a, t) and _blas_matrix(b, t):
+        da = cnp.PyArray_DIMS(<cnp.ndarray>a)
+        db = cnp.PyArray_DIMS(<cnp.ndarray>b)
+        if (da[1] == db[0] and <double>da[0] * <double>db[1]
+                * cnp.PyArray_ITEMSIZE(<cnp.ndarray>a) >= _MATMUL_BYTES):
+            return _np_matmul(a, b)
+    return a.dot(b)
 
 
 # Each is a Function with a C-level _fwd/_bw; the Python-visible forward and

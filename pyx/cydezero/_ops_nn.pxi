@@ -153,7 +153,7 @@ cdef class Linear(_Builtin):
         y = _linear_fwd_fast(x, W, b)
         if y is not None:
             return y
-        y = x.dot(W)
+        y = _dot(x, W)
         if b is not None:
             y += b
         return y
@@ -271,13 +271,46 @@ def sigmoid(x):
 
 # --- ReLU ---------------------------------------------------------------------
 
+cdef void _relu_bw_loop(_kernels.real* g, object gy, object x) noexcept:
+    """g = gy * (x > 0), the mask a 1 or 0 of gy's type, as NumPy casts it."""
+    cdef const _kernels.real* a = <_kernels.real*>_data(gy)
+    cdef const _kernels.real* b = <_kernels.real*>_data(x)
+    cdef _kernels.real zero = 0, one = 1
+    cdef cnp.npy_intp i
+    for i in range(cnp.PyArray_SIZE(<cnp.ndarray>x)):
+        g[i] = a[i] * (one if b[i] > zero else zero)
+
+
+cdef object _relu_bw_fast(object gy, object x):
+    """gy * (x > 0) in one pass over plain buffers of one type and shape
+    (NumPy makes a mask, then multiplies through a cast), or None."""
+    cdef int t = _fast_type2(gy, x)
+    if t < 0 or not _same_shape(gy, x):
+        return None
+    gx = _empty_like(x)
+    feclearexcept(_FP_FLAGS)
+    if t == cnp.NPY_DOUBLE:
+        _relu_bw_loop(<double*>_data(gx), gy, x)
+    else:
+        _relu_bw_loop(<float*>_data(gx), gy, x)
+    if fetestexcept(_FP_FLAGS):
+        return None
+    return gx
+
+
 cdef class ReLU(_Builtin):
     """y = max(x, 0);  gx = gy * [x > 0]."""
     cdef object _fwd(self, tuple xs):
         return np.maximum(xs[0], 0.0)
 
     cdef tuple _bw(self, tuple gys, bint graph):
-        return (gys[0] * (self._x(0, False) > 0),)
+        x = self._x(0, False)
+        gy = gys[0]
+        if not graph:
+            gx = _relu_bw_fast(gy, x)
+            if gx is not None:
+                return (gx,)
+        return (gy * (x > 0),)
 
 
 def relu(x):

@@ -122,7 +122,7 @@ cdef class MatMul(_Builtin):
         return 2
 
     cdef object _fwd(self, tuple xs):
-        return xs[0].dot(xs[1])
+        return _dot(xs[0], xs[1])
 
     cdef tuple _bw(self, tuple gys, bint graph):
         return _matmul_bw(self, gys[0], graph)
