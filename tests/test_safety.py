@@ -534,6 +534,45 @@ def test_relu_backward_is_numpys_bit_for_bit(dtype):
             assert v.grad is None
 
 
+@pytest.mark.parametrize('fn', ['relu', 'sigmoid'])
+def test_pool_eviction_runs_no_callback_inside_a_fast_path(fn):
+    # A result of a fast path that only the pool still holds may carry a
+    # weak reference; dropping it runs the callback, Python code, which
+    # could retype the arrays a fast path has already checked (here: twice
+    # the elements of the buffer) and make its loop run past them. The pool
+    # drops such an array only where no check is pending, and the callback
+    # still runs then.
+    out = run_isolated('''
+        import weakref, warnings
+        import numpy as np
+        import cydezero as dz, cydezero.functions as F
+        warnings.simplefilter('ignore', DeprecationWarning)  # NumPy 2.5: setting dtype
+        fn = getattr(F, %r)
+        refs, fired = [], []
+        for k in range(70):
+            x = np.linspace(-1.0, 1.0, 32).reshape(4, 8)
+            v = dz.Variable(x)
+            y = fn(v)
+            def retype(ref, arrays=(x, y.data)):
+                fired.append(ref)
+                for a in arrays:
+                    a.dtype = np.float32    # (4, 16) in the same bytes
+            s = F.sigmoid(np.ones((2, 3))).data     # a pooled result
+            refs.append(weakref.ref(s, retype))
+            del s                                   # now only the pool holds it
+            keep = [F.sigmoid(np.ones((1, 1))) for _ in range(k)]
+            y.grad = dz.Variable(np.ones((4, 8)))
+            try:
+                y.backward()
+            except (ValueError, TypeError):
+                pass        # NumPy's own error, on arrays retyped before it ran
+            del keep
+        F.sigmoid(np.ones(1))                       # a forward: the pool drops them
+        print('fired', len(fired) > 0, all(r() is None for r in refs))
+    ''' % fn)
+    assert out.split() == ['fired', 'True', 'True']
+
+
 # -- generations -------------------------------------------------------------
 
 def test_large_generations_keep_the_backward_order():

@@ -426,6 +426,8 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         _end_pass(epoch)
         if cached:
             _cache_exit(before_cache)
+        if _pool_doomed:
+            _pool_sweep()
 
 
 cdef void _run_leaf_hooks(list leaves, bint graph, size_t epoch) except *:

@@ -60,6 +60,11 @@ cdef enum:
 
 cdef PyObject* _pool[_POOL]
 cdef int _pool_next = 0
+# Set when a slot holds an array that only the pool and weak references keep:
+# dropping it runs their callbacks, Python code that could reshape or retype
+# the arrays a fast path has checked, so _new_array never does; the engine
+# drops it in _pool_sweep, where no check is pending.
+cdef bint _pool_doomed = False
 
 cdef extern from *:
     """
@@ -135,8 +140,8 @@ def _spare_count():
 
 cdef object _new_array(int t, int nd, cnp.npy_intp* dims):
     """An uninitialised C-ordered array of type t (every caller writes all
-    of it), from the pool when one fits."""
-    global _pool_next
+    of it), from the pool when one fits. Runs no Python code."""
+    global _pool_next, _pool_doomed
     cdef cnp.npy_intp nbytes = sizeof(double) if t == cnp.NPY_DOUBLE else sizeof(float)
     cdef int i
     cdef PyObject* p
@@ -150,12 +155,31 @@ cdef object _new_array(int t, int nd, cnp.npy_intp* dims):
             return <object>p
     a = cnp.PyArray_EMPTY(nd, dims, t, 0)
     p = _pool[_pool_next]
+    if p != NULL and _refcnt(p) == 1 and _has_weakrefs(p):
+        _pool_doomed = True
+        _pool_next = (_pool_next + 1) % _POOL
+        return a        # not pooled; p stays until _pool_sweep
     Py_INCREF(a)
     _pool[_pool_next] = <PyObject*>a
     _pool_next = (_pool_next + 1) % _POOL
     if p != NULL:
-        Py_DECREF(<object>p)
+        Py_DECREF(<object>p)    # not its last reference, or no callback to run
     return a
+
+
+cdef void _pool_sweep() noexcept:
+    """Drop the pooled arrays that only the pool and weak references keep
+    (their callbacks run here). Called where no fast path's checks are
+    pending: before a forward, after a backward pass."""
+    global _pool_doomed
+    cdef int i
+    cdef PyObject* p
+    _pool_doomed = False
+    for i in range(_POOL):
+        p = _pool[i]
+        if p != NULL and _refcnt(p) == 1 and _has_weakrefs(p):
+            _pool[i] = NULL
+            Py_DECREF(<object>p)
 
 
 cdef object _scalar_array(int t, double v):

@@ -376,6 +376,8 @@ cdef object _apply(Function f, tuple inputs):
     # Outputs need no gradient when every Variable input needs none. Calls on
     # raw constants alone keep DeZero's behaviour (their outputs need one).
     cdef bint any_var = False, all_const = True
+    if _pool_doomed:
+        _pool_sweep()
     if native:
         _check_arity(f, n)
     for i in range(n):
