@@ -132,6 +132,7 @@ cdef class Function:
         """How many inputs a built-in's forward reads; -1: any number."""
         return -1
 
+    @cython.final
     cdef object _inp(self, Py_ssize_t i):
         """Input i as recorded (a Variable or a raw constant); None past the
         end (Python code may have replaced the inputs since i was counted)."""
@@ -143,6 +144,7 @@ cdef class Function:
             return self._more[i - 2]
         return None
 
+    @cython.final
     cdef void _set_inputs(self, tuple xs) except *:
         cdef Py_ssize_t n = len(xs)
         if n > 32767:
@@ -155,6 +157,7 @@ cdef class Function:
         if self._shown is not None:
             self._shown = None
 
+    @cython.final
     cdef tuple _input_tuple(self):
         cdef Py_ssize_t i
         if self._nin <= 0:
@@ -234,6 +237,7 @@ cdef class Function:
         return tuple(out)
 
     # -- helpers for the built-in backward methods -------------------------
+    @cython.final
     cdef object _x(self, Py_ssize_t i, bint graph):
         """Input i as a Variable (graph mode) or its data (array mode)."""
         x = self._inp(i)
@@ -241,10 +245,12 @@ cdef class Function:
             return x
         return (<Variable>x).data
 
+    @cython.final
     cdef bint _needs(self, Py_ssize_t i):
         """Whether input i is a Variable that can receive a gradient."""
         return _needs_grad(self._inp(i))
 
+    @cython.final
     cdef object _y(self, bint graph):
         """The first output, as a Variable or its data."""
         y = _live(self._outs[0]) if self._nout > 0 else None
@@ -253,6 +259,7 @@ cdef class Function:
                                .format(type(self).__name__))
         return y if graph else (<Variable>y).data
 
+    @cython.final
     cdef void _link(self, list outs) except *:
         cdef Py_ssize_t i, n = len(outs)
         if n > 65535:
@@ -269,12 +276,14 @@ cdef class Function:
             self._outs[i] = <PyObject*>outs[i]
         self._nout = <unsigned short>n
 
+    @cython.final
     cdef void _link1(self, Variable out):
         """_link for the usual single output."""
         self._free_outs()
         self._out1 = <PyObject*>out
         self._nout = 1
 
+    @cython.final
     cdef void _free_outs(self):
         """Back to the inline slot for the outputs' pointers, and no
         outputs; their watchers (see the outputs setter) go too."""
@@ -285,6 +294,7 @@ cdef class Function:
         if _foreign_outs:
             _foreign_outs.pop(<Py_ssize_t><void*>self, None)
 
+    @cython.final
     cdef void _unlink(self, PyObject* v):
         cdef Py_ssize_t i
         for i in range(self._nout):
