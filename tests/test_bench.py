@@ -216,3 +216,40 @@ def test_inputs_are_made_before_the_timed_run(peer):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+# -- bench/ab.py: two builds side by side ---------------------------------------
+
+AB = os.path.join(ROOT, "bench", "ab.py")
+
+
+def run_ab(*args):
+    return subprocess.run([sys.executable, AB, *args], check=False, capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+
+
+def test_ab_compares_two_builds_per_workload_and_clock():
+    import cydezero
+    build = os.path.dirname(os.path.dirname(os.path.abspath(cydezero.__file__)))
+    proc = run_ab(build, build, "--only", "chain,mlp_large", "--n", "2", "--reps", "2",
+                  "--runs", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if "new/old" in line]
+    # chain: thread time; mlp_large (BLAS): wall time, then thread time
+    assert [(r[0], r[2]) for r in rows] == [
+        ("chain", "thread"), ("mlp_large", "wall"), ("mlp_large", "thread")]
+    for r in rows:
+        assert float(r[-1]) > 0
+
+
+def test_ab_refuses_a_directory_without_that_build(tmp_path):
+    # An empty directory: `import cydezero` would find the installed build,
+    # which would compare that build with itself and call it the old one.
+    import cydezero
+    build = os.path.dirname(os.path.dirname(os.path.abspath(cydezero.__file__)))
+    proc = run_ab(str(tmp_path), build, "--only", "chain", "--n", "2", "--reps", "1",
+                  "--runs", "1")
+    assert proc.returncode != 0
+    assert "not from " + str(tmp_path) in proc.stdout + proc.stderr
+    proc = run_ab(build, build, "--only", "no_such_workload")
+    assert proc.returncode != 0 and "no_such_workload" in proc.stderr
