@@ -177,6 +177,7 @@ cdef enum:
 
 cdef tuple _loop_ufuncs = (np.sin, np.cos, np.tanh, np.exp, np.log, np.power)
 cdef _ufunc_call_info* _loops[U_COUNT]
+cdef int _loop_nin[U_COUNT]         # each loop's number of inputs
 cdef const char* _CALL_INFO = b"numpy_1.24_ufunc_call_info"
 
 
@@ -188,12 +189,15 @@ cdef void _find_loops():
         _loops[i] = NULL
         try:
             uf = _loop_ufuncs[i]
+            if not 1 <= uf.nin <= 2:     # _call_loop places at most two inputs
+                continue
             ins = (f8,) * uf.nin
             dtypes, cap = uf._resolve_dtypes_and_context(ins + (None,))
             if dtypes != ins + (f8,) or uf.nout != 1 or not PyCapsule_IsValid(cap, _CALL_INFO):
                 continue
             uf._get_strided_loop(cap, fixed_strides=(0,) * uf.nin + (8,))
             info = <_ufunc_call_info*>PyCapsule_GetPointer(cap, _CALL_INFO)
+            _loop_nin[i] = uf.nin
         except Exception:
             continue
         if info.loop != NULL and not info.requires_pyapi:
@@ -218,7 +222,7 @@ cdef bint _call_loop(int which, double* args, double* r):
     cdef char* data[3]
     cdef cnp.npy_intp n = 1
     cdef cnp.npy_intp strides[3]
-    cdef int i, nin = 2 if which == U_POW else 1
+    cdef int i, nin = _loop_nin[which]
     cdef _ufunc_call_info* info = _loops[which]
     if info == NULL:
         return False

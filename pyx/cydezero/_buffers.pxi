@@ -94,6 +94,12 @@ cdef inline bint _reusable(PyObject* p, int t, int nd, cnp.npy_intp* dims):
     return True
 
 
+cdef inline bint _doomed(PyObject* p):
+    """Only the pool and weak references keep p: dropping it would run
+    their callbacks."""
+    return p != NULL and _refcnt(p) == 1 and _has_weakrefs(p)
+
+
 # Spare 0-d float64 arrays: the gradients a backward pass has consumed, kept
 # when the engine held their last reference, at most _SPARES of them, for
 # _new_f64 to fill in again (a scalar graph makes one per operation; NumPy's
@@ -155,7 +161,7 @@ cdef object _new_array(int t, int nd, cnp.npy_intp* dims):
             return <object>p
     a = cnp.PyArray_EMPTY(nd, dims, t, 0)
     p = _pool[_pool_next]
-    if p != NULL and _refcnt(p) == 1 and _has_weakrefs(p):
+    if _doomed(p):
         _pool_doomed = True
         _pool_next = (_pool_next + 1) % _POOL
         return a        # not pooled; p stays until _pool_sweep
@@ -177,7 +183,7 @@ cdef void _pool_sweep() noexcept:
     _pool_doomed = False
     for i in range(_POOL):
         p = _pool[i]
-        if p != NULL and _refcnt(p) == 1 and _has_weakrefs(p):
+        if _doomed(p):
             _pool[i] = NULL
             Py_DECREF(<object>p)
 
