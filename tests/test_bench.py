@@ -214,9 +214,6 @@ def test_inputs_are_made_before_the_timed_run(peer):
     assert calls == [2]
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-v"]))
-
 
 # -- bench/ab.py: two builds side by side ---------------------------------------
 
@@ -228,9 +225,14 @@ def run_ab(*args):
                           text=True, timeout=600, cwd=ROOT)
 
 
-def test_ab_compares_two_builds_per_workload_and_clock():
+def installed_build():
+    """The directory from which `import cydezero` takes this build."""
     import cydezero
-    build = os.path.dirname(os.path.dirname(os.path.abspath(cydezero.__file__)))
+    return os.path.dirname(os.path.dirname(os.path.abspath(cydezero.__file__)))
+
+
+def test_ab_compares_two_builds_per_workload_and_clock():
+    build = installed_build()
     proc = run_ab(build, build, "--only", "chain,mlp_large", "--n", "2", "--reps", "2",
                   "--runs", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -245,11 +247,14 @@ def test_ab_compares_two_builds_per_workload_and_clock():
 def test_ab_refuses_a_directory_without_that_build(tmp_path):
     # An empty directory: `import cydezero` would find the installed build,
     # which would compare that build with itself and call it the old one.
-    import cydezero
-    build = os.path.dirname(os.path.dirname(os.path.abspath(cydezero.__file__)))
+    build = installed_build()
     proc = run_ab(str(tmp_path), build, "--only", "chain", "--n", "2", "--reps", "1",
                   "--runs", "1")
     assert proc.returncode != 0
     assert "not from " + str(tmp_path) in proc.stdout + proc.stderr
     proc = run_ab(build, build, "--only", "no_such_workload")
     assert proc.returncode != 0 and "no_such_workload" in proc.stderr
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-v"]))
