@@ -31,7 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import workloads as W  # noqa: E402 (found through the path set just above)
+import rss  # noqa: E402 (found through the path set just above)
+import workloads as W  # noqa: E402
 
 PEERS = ("cydezero", "dezero", "torch", "numpy")
 
@@ -54,11 +55,12 @@ WORKLOADS = {
         "overhead": True, "quick": True},
     "deep": {
         "desc": "n multiplications y = y * 1.0000001, forward+backward; "
-             "plus bytes/node of the live graph (tracemalloc)",
+             "plus bytes/node of the live graph (tracemalloc; RSS in a fresh "
+             "process at each peer's largest n)",
         "dz": W.dz_deep, "torch": W.torch_deep, "numpy": W.np_deep,
         "sizes": ([1000, 10000, 200000, 1000000], [1000, 10000], [100, 1000]),
         "cydezero_only_above": 200000, "rtol": 1e-9, "overhead": True, "quick": True,
-        "memory": True},
+        "memory": True, "rss": True},
     "rosenbrock": {
         "desc": "n gradient-descent steps on Rosenbrock, scalar Variables, "
              "x0=0, x1=2, lr=0.001",
@@ -118,22 +120,33 @@ WORKLOADS = {
 # peers
 # ----------------------------------------------------------------------------
 
+def load_peer(name):
+    """(handle, version) of one peer; raises what its import raises."""
+    if name in ("cydezero", "dezero"):
+        ns = W.load_dz(name)
+        return ns, ns.version
+    if name == "torch":
+        import torch
+        return torch, torch.__version__
+    return np, np.__version__
+
+
 def load_peers():
     """name -> (handle or None, version or reason)."""
     peers = {}
-    for name in ("cydezero", "dezero"):
+    for name in PEERS:
         try:
-            ns = W.load_dz(name)
-            peers[name] = (ns, ns.version)
+            peers[name] = load_peer(name)
         except Exception as e:  # noqa: BLE001 (ImportError or a broken install)
             peers[name] = (None, f"missing ({type(e).__name__}: {e})")
-    try:
-        import torch
-        peers["torch"] = (torch, torch.__version__)
-    except Exception as e:  # noqa: BLE001 (reported, not raised)
-        peers["torch"] = (None, f"missing ({type(e).__name__}: {e})")
-    peers["numpy"] = (np, np.__version__)
     return peers
+
+
+def runs_at(spec, peer, n):
+    """Whether `peer` runs the workload at size n (some sizes are for
+    cydezero only)."""
+    lim = spec.get("cydezero_only_above")
+    return lim is None or n <= lim or peer == "cydezero"
 
 
 def make_runner(spec, peer, handle, n):
@@ -284,6 +297,20 @@ def measure_memory(handle, n):
     return (cur - base) / n
 
 
+def measure_rss(row, peer, handle, n):
+    """Put the RSS bytes/node of peer's live deep graph of n nodes, made in
+    a fresh process, in `row` (nothing without /proc/self/statm); a failure
+    is reported in `rss_error`, never raised."""
+    try:
+        per_node = rss.measure(peer, handle, n)
+    except Exception as e:  # noqa: BLE001 (reported, not raised)
+        row["rss_error"] = str(e)
+        print(f"  RSS of {peer}'s deep graph not measured: {e}", flush=True)
+        return
+    if per_node is not None:
+        row["rss_bytes_per_node"] = per_node
+
+
 def measure_step_peak(prepare):
     """Peak traced bytes above the start while one training step's inputs
     are made and the step runs (its data, parameters, graph and gradients).
@@ -314,10 +341,9 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
             if handle is None:
                 row.update(status="missing", reason=info)
                 continue
-            lim = spec.get("cydezero_only_above")
-            if lim is not None and n > lim and peer != "cydezero":
-                row.update(status="skipped",
-                           reason=f"size above {lim} runs for cydezero only")
+            if not runs_at(spec, peer, n):
+                row.update(status="skipped", reason="size above {} runs for cydezero "
+                           "only".format(spec["cydezero_only_above"]))
                 continue
             try:
                 runners[peer] = make_runner(spec, peer, handle, n)
@@ -380,6 +406,13 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
                 row = results[peer]
                 if row.get("status") == "ok":
                     row["bytes_per_node"] = measure_memory(peers[peer][0], n)
+        if do_memory and spec.get("rss"):
+            # once per peer, at the largest size it runs: RSS grows by whole
+            # pages and arenas, so only big graphs give a per-node figure
+            for peer in rss.FORWARD:
+                largest = max(m for m in spec["sizes"][size_idx] if runs_at(spec, peer, m))
+                if n == largest and results[peer].get("status") == "ok":
+                    measure_rss(results[peer], peer, peers[peer][0], n)
         if do_memory and spec.get("step_memory"):
             for peer in ("cydezero", "dezero", "numpy"):
                 row = results[peer]
@@ -496,6 +529,12 @@ def table(rows, mem=True):
             rows, "bytes_per_node",
             "deep graph memory (tracemalloc, graph alive, before backward):",
             lambda r: f"  {r['peer']:<9} n={r['n']:<8} {r['bytes_per_node']:6.0f} bytes/node")
+        out += memory_section(
+            rows, "rss_bytes_per_node",
+            "deep graph memory (RSS, fresh process, graph alive, before backward; "
+            "each peer at its largest n):",
+            lambda r: f"  {r['peer']:<9} n={r['n']:<8} {r['rss_bytes_per_node']:6.0f} "
+                      "bytes/node")
         out += memory_section(
             rows, "step_peak_bytes",
             "one training step, peak memory (tracemalloc: data, parameters, graph, "

@@ -180,10 +180,7 @@ DEEP_C = 1.0000001
 
 
 def dz_deep(dz, n):
-    x = dz.Variable(np.array(1.0))
-    y = x
-    for _ in range(n):
-        y = y * DEEP_C
+    x, y = dz_deep_forward(dz, n)
     y.backward()
     return float(x.grad.data)
 
@@ -198,12 +195,18 @@ def dz_deep_forward(dz, n):
 
 
 def torch_deep(torch, n):
+    x, y = torch_deep_forward(torch, n)
+    y.backward()
+    return float(x.grad)
+
+
+def torch_deep_forward(torch, n):
+    """Forward only; returns (x, y) so the caller holds the graph alive."""
     x = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
     y = x
     for _ in range(n):
         y = y * DEEP_C
-    y.backward()
-    return float(x.grad)
+    return x, y
 
 
 def np_deep(n):

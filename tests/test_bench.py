@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "bench", "run.py")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-import run as bench  # noqa: E402 (bench/ is not a package)
+import rss  # noqa: E402 (bench/ is not a package)
+import run as bench  # noqa: E402
 import workloads as W  # noqa: E402
 PEERS = {"cydezero", "dezero", "torch", "numpy"}
 QUICK = {"chain", "wide", "deep", "rosenbrock", "rosenbrock_simple", "higher_order",
@@ -91,6 +93,13 @@ def test_quick_tiny(tmp_path):
     mem = [r for r in doc["results"]
            if r["workload"] == "deep" and r["peer"] == "cydezero"]
     assert all(r["bytes_per_node"] > 0 for r in mem)
+    # RSS once per peer with a graph, at its largest size, where /proc is
+    deep = [r for r in doc["results"] if r["workload"] == "deep"]
+    assert not [r for r in deep if "rss_error" in r]
+    if rss.resident_bytes() is not None:
+        assert {(r["peer"], r["n"]) for r in deep if "rss_bytes_per_node" in r} == {
+            (r["peer"], 1000) for r in deep if r["peer"] in rss.FORWARD and r["status"] == "ok"}
+        assert "deep graph memory (RSS, fresh process" in stdout
     assert "cz/dezero" in stdout
     # single-threaded workloads are given in thread CPU time only
     assert all(c == ["thread"] for c in meta["workload_clocks"].values())
@@ -213,6 +222,38 @@ def test_inputs_are_made_before_the_timed_run(peer):
     assert run() > 0
     assert calls == [2]
 
+
+# ----------------------------------------------------------------------------
+# rss.py: resident memory of a live graph, in a fresh process
+# ----------------------------------------------------------------------------
+
+needs_proc = pytest.mark.skipif(rss.resident_bytes() is None,
+                                reason="no /proc/self/statm on this platform")
+
+
+@needs_proc
+def test_rss_per_node_of_a_live_graph_is_plausible():
+    # 100,000 live nodes are tens of MB: measured in the wrong process, or
+    # with the graph already freed, the growth would be about 0
+    per_node = rss.measure("cydezero", W.load_dz("cydezero"), 100_000)
+    assert 50 < per_node < 2000, per_node
+
+
+@needs_proc
+def test_rss_refuses_a_process_that_imported_another_build(tmp_path):
+    # the child looks for cydezero where this fake says it is, finds the
+    # installed build instead, and must say so rather than measure it
+    fake = types.SimpleNamespace(lib=types.SimpleNamespace(
+        __file__=str(tmp_path / "cydezero" / "__init__.py")))
+    with pytest.raises(RuntimeError, match="imported .*the bench"):
+        rss.measure("cydezero", fake, 10)
+
+
+def test_rss_is_skipped_without_proc(monkeypatch):
+    monkeypatch.setattr(rss, "resident_bytes", lambda: None)
+    row = {}
+    bench.measure_rss(row, "cydezero", W.load_dz("cydezero"), 10)
+    assert row == {}
 
 
 # -- bench/ab.py: two builds side by side ---------------------------------------
