@@ -307,6 +307,17 @@ cdef tuple _live_outputs(Function f):
     return ys
 
 
+cdef inline object _take_gy(object y, size_t epoch):
+    """Output y's gradient for its creator's backward (None for a dead
+    output). Handed on: a backward may pass it through as an input's
+    gradient, so it is not added into in place from now on."""
+    if y is None:
+        return None
+    gy = _own_acc(<Variable>y, epoch)
+    (<Variable>y)._acc_owned = False
+    return gy
+
+
 cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted):
     """The backward pass from roots. With wanted None it is
     ``Variable.backward``: gradients add into ``.grad``. Otherwise no
@@ -319,6 +330,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef list touched = []
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
     cdef tuple ys, gys, gxs
+    cdef bint native
     cdef int saved = cdz_backprop_off
     cdef bint functional = wanted is not None
     cdef set keep = {id(v) for v in wanted} if functional else None
@@ -352,30 +364,45 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         # Run.
         while heap.n:
             f = heap.pop()
-            ys = _live_outputs(f)
-            n = len(ys)
+            native = _is_native(f)
+            # Strong references to the outputs, taken before any Python code
+            # runs for f: a hook or a Python backward may drop the last other
+            # reference to an output, or relink f's outputs. The usual single
+            # output is held in y1, without a tuple.
+            n = f._nout
+            if n == 1:
+                y1 = _live(f._outs[0])
+                ys = None
+            else:
+                y1 = None
+                ys = _live_outputs(f)
             # An output's gradient is complete once its creator is up.
             for i in range(n):
-                if ys[i] is not None and (<Variable>ys[i])._hooked:
-                    y = <Variable>ys[i]
+                y_obj = y1 if ys is None else ys[i]
+                if y_obj is not None and (<Variable>y_obj)._hooked:
+                    y = <Variable>y_obj
                     acc = _own_acc(y, epoch)
                     if acc is not None:
                         y._acc = _run_hooks(y, acc, graph)
-            gys = PyTuple_New(n)
-            for i in range(n):
+            # Each output's gradient: gy1 for a single output, else gys.
+            gy1 = _take_gy(y1, epoch) if ys is None else None
+            gys = None
+            if ys is not None or not native or cdz_anomaly:
+                gys = PyTuple_New(n)
+                for i in range(n):
+                    gy = gy1 if ys is None else _take_gy(ys[i], epoch)
+                    Py_INCREF(gy)
+                    PyTuple_SET_ITEM(gys, i, gy)
                 gy = None
-                if ys[i] is not None:
-                    gy = _own_acc(<Variable>ys[i], epoch)
-                    # Handed on: a backward may pass gy through as an
-                    # input's gradient, so it is not added into in place.
-                    (<Variable>ys[i])._acc_owned = False
-                Py_INCREF(gy)
-                PyTuple_SET_ITEM(gys, i, gy)
-            if not cached and n > 0 and _is_big(gys[0]):
+                if n > 0:
+                    gy1 = gys[0]
+            if not cached and n > 0 and _is_big(gy1):
                 before_cache = _cache_enter()
                 cached = True
             t0 = _profile_clock() if cdz_profile else 0
-            gxs = f._bw(gys, graph) if _is_native(f) else f._py_bw(gys, graph)
+            # A built-in operation has one output; given more (relinked from
+            # Python), it differentiates the first, as it always has.
+            gxs = f._bw(gy1, graph) if native else f._py_bw(gys, graph)
             if cdz_profile:
                 _profile_add(f, 1, _profile_clock() - t0)
             if gxs is None:
@@ -407,10 +434,11 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 # Outputs' gradients are consumed: free them now, not at the
                 # end (the loop's own references first, so that they may
                 # become spares).
-                gys = gy = None
+                gys = gy1 = None
                 for i in range(n):
-                    if ys[i] is not None and (keep is None or id(ys[i]) not in keep):
-                        _release_acc(<Variable>ys[i], epoch)
+                    y_obj = y1 if ys is None else ys[i]
+                    if y_obj is not None and (keep is None or id(y_obj) not in keep):
+                        _release_acc(<Variable>y_obj, epoch)
 
         # Finish: leaves' hooks, then the results, all or nothing.
         _run_leaf_hooks(wanted if functional else touched, graph, epoch)

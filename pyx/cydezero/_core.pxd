@@ -58,7 +58,9 @@ cdef class Function:
     cdef object __weakref__
 
     cdef object _fwd(self, tuple xs)
-    cdef tuple _bw(self, tuple gys, bint graph)
+    # A built-in operation's backward: it has one output, and gy is that
+    # output's gradient.
+    cdef tuple _bw(self, object gy, bint graph)
     cdef object _py_fwd(self, tuple xs)
     cdef tuple _py_bw(self, tuple gys, bint graph)
     cdef int _arity(self)

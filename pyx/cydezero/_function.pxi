@@ -171,8 +171,8 @@ cdef class Function:
     cdef object _fwd(self, tuple xs):
         return self._py_fwd(xs)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        return self._py_bw(gys, graph)
+    cdef tuple _bw(self, object gy, bint graph):
+        return self._py_bw((gy,), graph)
 
     cdef object _py_fwd(self, tuple xs):
         return self.forward(*xs)

@@ -114,7 +114,7 @@ cdef class _Builtin(Function):
         if len(gys) != 1:       # every built-in has one output
             raise TypeError('{}.backward takes 1 output gradient, got {}'
                             .format(type(self).__name__, len(gys)))
-        return _unpack(self._bw(gys, True))
+        return _unpack(self._bw(gys[0], True))
 
 
 cdef object _unpack(tuple gxs):

@@ -11,8 +11,7 @@ cdef class Add(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _arith(OP_ADD, xs[0], xs[1])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        gy = gys[0]
+    cdef tuple _bw(self, object gy, bint graph):
         gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
         gx1 = _sum_to_like(gy, self._in1, graph) if self._needs(1) else None
         return (gx0, gx1)
@@ -31,8 +30,7 @@ cdef class Sub(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _arith(OP_SUB, xs[0], xs[1])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        gy = gys[0]
+    cdef tuple _bw(self, object gy, bint graph):
         gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
         gx1 = _sum_to_like(_neg_g(gy, graph), self._in1, graph) if self._needs(1) else None
         return (gx0, gx1)
@@ -56,8 +54,7 @@ cdef class Mul(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _arith(OP_MUL, xs[0], xs[1])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        gy = gys[0]
+    cdef tuple _bw(self, object gy, bint graph):
         x0 = self._x(0, graph)
         x1 = self._x(1, graph)
         gx0 = _sum_to_like(_times(gy, x1, graph), x0, graph) if self._needs(0) else None
@@ -78,9 +75,8 @@ cdef class Div(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _arith(OP_DIV, xs[0], xs[1])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         cdef double g, a, b, s, q
-        gy = gys[0]
         x0 = self._x(0, graph)
         x1 = self._x(1, graph)
         gx0 = _sum_to_g(_over(gy, x1, graph), _shape_of(x0), graph) if self._needs(0) else None
@@ -114,8 +110,8 @@ cdef class Neg(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _negate(xs[0])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        return (_neg_g(gys[0], graph),)
+    cdef tuple _bw(self, object gy, bint graph):
+        return (_neg_g(gy, graph),)
 
 
 def neg(x):
@@ -138,11 +134,10 @@ cdef class Pow(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _power(xs[0], self.c)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         cdef double v, g, e, p, r
         c = self.c
         x = self._x(0, graph)
-        gy = gys[0]
         if (not graph and type(x) is ndarray and type(gy) is ndarray
                 and (type(c) is int or type(c) is float) and _scalar_f64(x, &v)
                 and _scalar_f64(gy, &g) and _scalar_f64(c, &e)):
@@ -168,9 +163,9 @@ cdef class Sin(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _umath(U_SIN, xs[0])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         x = self._x(0, graph)
-        return (_times(gys[0], cos(x) if graph else _umath(U_COS, x), graph),)
+        return (_times(gy, cos(x) if graph else _umath(U_COS, x), graph),)
 
 
 def sin(x):
@@ -183,9 +178,9 @@ cdef class Cos(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _umath(U_COS, xs[0])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         x = self._x(0, graph)
-        return (_times(gys[0], -sin(x) if graph else _negate(_umath(U_SIN, x)), graph),)
+        return (_times(gy, -sin(x) if graph else _negate(_umath(U_SIN, x)), graph),)
 
 
 def cos(x):
@@ -198,9 +193,9 @@ cdef class Tanh(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _umath(U_TANH, xs[0])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         y = self._y(graph)
-        return (_times(gys[0], _minus(1, _times(y, y, graph), graph), graph),)
+        return (_times(gy, _minus(1, _times(y, y, graph), graph), graph),)
 
 
 def tanh(x):
@@ -213,8 +208,8 @@ cdef class Exp(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _umath(U_EXP, xs[0])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        return (_times(gys[0], self._y(graph), graph),)
+    cdef tuple _bw(self, object gy, bint graph):
+        return (_times(gy, self._y(graph), graph),)
 
 
 def exp(x):
@@ -227,8 +222,8 @@ cdef class Log(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _umath(U_LOG, xs[0])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        return (_over(gys[0], self._x(0, graph), graph),)
+    cdef tuple _bw(self, object gy, bint graph):
+        return (_over(gy, self._x(0, graph), graph),)
 
 
 def log(x):

@@ -158,8 +158,7 @@ cdef class Linear(_Builtin):
             y += b
         return y
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        gy = gys[0]
+    cdef tuple _bw(self, object gy, bint graph):
         if not graph:
             gxs = _linear_bw_fast(self, gy)
             if gxs is not None:
@@ -254,9 +253,8 @@ cdef class Sigmoid(_Builtin):
             return y
         return np.tanh(x * 0.5) * 0.5 + 0.5
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         y = self._y(graph)
-        gy = gys[0]
         if not graph:
             gx = _sigmoid_bw_fast(gy, y)
             if gx is not None:
@@ -303,9 +301,8 @@ cdef class ReLU(_Builtin):
     cdef object _fwd(self, tuple xs):
         return np.maximum(xs[0], 0.0)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         x = self._x(0, False)
-        gy = gys[0]
         if not graph:
             gx = _relu_bw_fast(gy, x)
             if gx is not None:
@@ -409,8 +406,7 @@ cdef class MeanSquaredError(_Builtin):
         diff = x0 - x1
         return (diff ** 2).sum() / len(diff)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        gy = gys[0]
+    cdef tuple _bw(self, object gy, bint graph):
         if not graph:
             gxs = _mse_bw_fast(self, gy)
             if gxs is not None:

@@ -16,8 +16,8 @@ cdef class Reshape(_Builtin):
     cdef object _fwd(self, tuple xs):
         return xs[0].reshape(self.shape)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        return (gys[0].reshape(_shape_of(self._in0)),)
+    cdef tuple _bw(self, object gy, bint graph):
+        return (gy.reshape(_shape_of(self._in0)),)
 
 
 def reshape(x, shape):
@@ -37,12 +37,12 @@ cdef class Transpose(_Builtin):
     cdef object _fwd(self, tuple xs):
         return xs[0].transpose(self.axes)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         if self.axes is None:
-            return (gys[0].transpose(None),)
+            return (gy.transpose(None),)
         n = len(self.axes)
         inv = tuple(np.argsort([ax % n for ax in self.axes]).tolist())
-        return (gys[0].transpose(inv),)
+        return (gy.transpose(inv),)
 
 
 def transpose(x, axes=None):
@@ -62,9 +62,9 @@ cdef class Sum(_Builtin):
     cdef object _fwd(self, tuple xs):
         return xs[0].sum(axis=self.axis, keepdims=self.keepdims)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         x_shape = _shape_of(self._in0)
-        gy = reshape_sum_backward(gys[0], x_shape, self.axis, self.keepdims)
+        gy = reshape_sum_backward(gy, x_shape, self.axis, self.keepdims)
         return (_broadcast_g(gy, x_shape, graph),)
 
 
@@ -83,8 +83,8 @@ cdef class SumTo(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _sum_to_checked(xs[0], _shape_of(xs[0]), self.shape, 'SumTo')
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        return (_broadcast_g(gys[0], _shape_of(self._in0), graph),)
+    cdef tuple _bw(self, object gy, bint graph):
+        return (_broadcast_g(gy, _shape_of(self._in0), graph),)
 
 
 def sum_to(x, shape):
@@ -105,8 +105,8 @@ cdef class BroadcastTo(_Builtin):
     cdef object _fwd(self, tuple xs):
         return np.broadcast_to(xs[0], self.shape)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        return (_sum_to_g(gys[0], _shape_of(self._in0), graph),)
+    cdef tuple _bw(self, object gy, bint graph):
+        return (_sum_to_g(gy, _shape_of(self._in0), graph),)
 
 
 def broadcast_to(x, shape):
@@ -124,8 +124,8 @@ cdef class MatMul(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _dot(xs[0], xs[1])
 
-    cdef tuple _bw(self, tuple gys, bint graph):
-        return _matmul_bw(self, gys[0], graph)
+    cdef tuple _bw(self, object gy, bint graph):
+        return _matmul_bw(self, gy, graph)
 
 
 def matmul(x, W):
@@ -192,11 +192,11 @@ cdef class GetItem(_Builtin):
     cdef object _fwd(self, tuple xs):
         return xs[0][self.slices]
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         in_shape = _shape_of(self._in0)
         if graph:
-            return (_apply1(GetItemGrad(self.slices, in_shape), gys[0]),)
-        return (_scatter_add(gys[0], self.slices, in_shape),)
+            return (_apply1(GetItemGrad(self.slices, in_shape), gy),)
+        return (_scatter_add(gy, self.slices, in_shape),)
 
 
 def get_item(x, slices):
@@ -217,10 +217,10 @@ cdef class GetItemGrad(_Builtin):
     cdef object _fwd(self, tuple xs):
         return _scatter_add(xs[0], self.slices, self.in_shape)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         if graph:
-            return (get_item(gys[0], self.slices),)
-        return (gys[0][self.slices],)
+            return (get_item(gy, self.slices),)
+        return (gy[self.slices],)
 
 
 cdef class Max(_Builtin):
@@ -235,11 +235,11 @@ cdef class Max(_Builtin):
     cdef object _fwd(self, tuple xs):
         return xs[0].max(axis=self.axis, keepdims=self.keepdims)
 
-    cdef tuple _bw(self, tuple gys, bint graph):
+    cdef tuple _bw(self, object gy, bint graph):
         x_obj = self._in0
         xd = (<Variable>x_obj).data if isinstance(x_obj, Variable) else x_obj
         shape = tuple(max_backward_shape(xd, self.axis))
-        gy = gys[0].reshape(shape)
+        gy = gy.reshape(shape)
         cond = xd == (<Variable>self._y(True)).data.reshape(shape)
         return (_broadcast_g(gy, cond.shape, graph) * cond,)
 
