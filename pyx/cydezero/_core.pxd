@@ -58,6 +58,7 @@ cdef class Function:
     cdef object __weakref__
 
     cdef object _fwd(self, tuple xs)
+    cdef object _fwd2(self, object x0, object x1)
     # A built-in operation's backward: it has one output, and gy is that
     # output's gradient.
     cdef tuple _bw(self, object gy, bint graph)
@@ -66,6 +67,7 @@ cdef class Function:
     cdef int _arity(self)
     cdef object _inp(self, Py_ssize_t i)
     cdef void _set_inputs(self, tuple xs) except *
+    cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1)
     cdef tuple _input_tuple(self)
     cdef object _x(self, Py_ssize_t i, bint graph)
     cdef bint _needs(self, Py_ssize_t i)

@@ -150,9 +150,16 @@ cdef class Function:
         if n > 32767:
             raise ValueError('{}: {} inputs; at most 32767 are supported'
                              .format(type(self).__name__, n))
-        self._in0 = xs[0] if n > 0 else None
-        self._in1 = xs[1] if n > 1 else None
+        self._set_inputs12(n, xs[0] if n > 0 else None, xs[1] if n > 1 else None)
         self._more = xs[2:] if n > 2 else None
+
+    @cython.final
+    cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1):
+        """The inputs are x0 and x1, the first n of them (n <= 2 here; the
+        rest, for _set_inputs, in _more)."""
+        self._in0 = x0
+        self._in1 = x1
+        self._more = None
         self._nin = <short>n
         if self._shown is not None:
             self._shown = None
@@ -170,6 +177,11 @@ cdef class Function:
 
     cdef object _fwd(self, tuple xs):
         return self._py_fwd(xs)
+
+    cdef object _fwd2(self, object x0, object x1):
+        # Only built-in operations of a fixed arity (one or two inputs)
+        # are called here; they define it.
+        raise NotImplementedError('{}: no _fwd2'.format(type(self).__name__))
 
     cdef tuple _bw(self, object gy, bint graph):
         return self._py_bw((gy,), graph)
@@ -373,12 +385,30 @@ cdef Py_ssize_t _MAX_GENERATION = 2147483647    # INT_MAX
 cdef object _apply(Function f, tuple inputs):
     """Run f's forward on the inputs' data and, when backprop is enabled,
     record f as the creator of its outputs."""
-    cdef Py_ssize_t i, n = len(inputs), gen = 0
-    cdef tuple xs = PyTuple_New(n)
+    cdef Py_ssize_t n = len(inputs)
+    return _apply_n(f, inputs, n, inputs[0] if n > 0 else None, inputs[1] if n > 1 else None)
+
+
+cdef inline object _apply1(Function f, object x):
+    return _apply_n(f, None, 1, x, None)
+
+
+cdef inline object _apply2(Function f, object x0, object x1):
+    return _apply_n(f, None, 2, x0, x1)
+
+
+cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x1):
+    """_apply on n inputs: inputs, or, with inputs None, x0 and x1 alone (a
+    built-in's one or two inputs, which then need no tuple)."""
+    cdef Py_ssize_t i, gen = 0
+    cdef tuple xs = None
     cdef list ins = None
     cdef Variable v
     cdef bint native = _is_native(f)
     cdef bint simple = not native and _is_simple(f)
+    # A built-in of one or two inputs takes their data as arguments (_fwd2).
+    cdef int arity = f._arity() if native else -1
+    cdef bint by_args = 0 <= arity <= 2 and n <= 2
     # Called before: recording again can close a cycle (its new inputs may
     # reach its earlier outputs), so nothing is hidden from the collector.
     cdef bint reused = f._nin >= 0
@@ -386,12 +416,17 @@ cdef object _apply(Function f, tuple inputs):
     # Outputs need no gradient when every Variable input needs none. Calls on
     # raw constants alone keep DeZero's behaviour (their outputs need one).
     cdef bint any_var = False, all_const = True
+    cdef object d0 = None, d1 = None
     if _pool_doomed:
         _pool_sweep()
     if native:
         _check_arity(f, n)
+    if inputs is None and not by_args:
+        inputs = (x0,) if n == 1 else (x0, x1)
+    if not by_args:
+        xs = PyTuple_New(n)
     for i in range(n):
-        x = inputs[i]
+        x = (x0 if i == 0 else x1) if inputs is None else inputs[i]
         if isinstance(x, Variable):
             v = <Variable>x
             d = v.data
@@ -413,8 +448,14 @@ cdef object _apply(Function f, tuple inputs):
             if ins is None:
                 ins = list(inputs)
             ins[i] = v
-        Py_INCREF(d)
-        PyTuple_SET_ITEM(xs, i, d)
+        if by_args:
+            if i == 0:
+                d0 = d
+            else:
+                d1 = d
+        else:
+            Py_INCREF(d)
+            PyTuple_SET_ITEM(xs, i, d)
     if ins is not None:
         inputs = tuple(ins)
     if gen >= _MAX_GENERATION and not cdz_backprop_off:
@@ -425,8 +466,10 @@ cdef object _apply(Function f, tuple inputs):
     cdef long long t0 = _profile_clock() if cdz_profile else 0
     if native:
         try:
-            ys = f._fwd(xs)
+            ys = f._fwd2(d0, d1) if by_args else f._fwd(xs)
         except (ValueError, TypeError, IndexError) as e:
+            if inputs is None:
+                inputs = (x0,) if n == 1 else (x0, x1)
             raise _forward_error(f, inputs, e) from e
     else:
         ys = f._py_fwd(xs)
@@ -451,7 +494,10 @@ cdef object _apply(Function f, tuple inputs):
     cdef bint no_grad_needed = any_var and all_const
     if not cdz_backprop_off:
         f.generation = <int>gen
-        f._set_inputs(inputs)
+        if inputs is None:
+            f._set_inputs12(n, x0, x1)
+        else:
+            f._set_inputs(inputs)
         if outs is None:
             f._link1(out)
         else:
@@ -505,10 +551,3 @@ cdef inline object _check_output(object y, Function f):
     raise TypeError('{}.forward returned {!r}; expected an array (or a tuple '
                     'of arrays)'.format(type(f).__name__, type(y)))
 
-
-cdef inline object _apply1(Function f, object x):
-    return _apply(f, (x,))
-
-
-cdef inline object _apply2(Function f, object x0, object x1):
-    return _apply(f, (x0, x1))

@@ -106,6 +106,11 @@ cdef class _Builtin(Function):
     cdef int _arity(self):
         return 1
 
+    # A built-in operation of one or two inputs computes in _fwd2 (x1 is
+    # None for one), which _apply calls without a tuple of the inputs.
+    cdef object _fwd(self, tuple xs):
+        return self._fwd2(xs[0], xs[1] if len(xs) > 1 else None)
+
     def forward(self, *xs):
         _check_arity(self, len(xs))
         return self._fwd(xs)

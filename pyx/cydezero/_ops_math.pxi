@@ -8,8 +8,8 @@ cdef class Add(_Builtin):
     cdef int _arity(self):
         return 2
 
-    cdef object _fwd(self, tuple xs):
-        return _arith(OP_ADD, xs[0], xs[1])
+    cdef object _fwd2(self, object x0, object x1):
+        return _arith(OP_ADD, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
         gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
@@ -27,8 +27,8 @@ cdef class Sub(_Builtin):
     cdef int _arity(self):
         return 2
 
-    cdef object _fwd(self, tuple xs):
-        return _arith(OP_SUB, xs[0], xs[1])
+    cdef object _fwd2(self, object x0, object x1):
+        return _arith(OP_SUB, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
         gx0 = _sum_to_like(gy, self._in0, graph) if self._needs(0) else None
@@ -51,8 +51,8 @@ cdef class Mul(_Builtin):
     cdef int _arity(self):
         return 2
 
-    cdef object _fwd(self, tuple xs):
-        return _arith(OP_MUL, xs[0], xs[1])
+    cdef object _fwd2(self, object x0, object x1):
+        return _arith(OP_MUL, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
         x0 = self._x(0, graph)
@@ -72,8 +72,8 @@ cdef class Div(_Builtin):
     cdef int _arity(self):
         return 2
 
-    cdef object _fwd(self, tuple xs):
-        return _arith(OP_DIV, xs[0], xs[1])
+    cdef object _fwd2(self, object x0, object x1):
+        return _arith(OP_DIV, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
         cdef double g, a, b, s, q
@@ -107,8 +107,8 @@ def rdiv(x0, x1):
 
 cdef class Neg(_Builtin):
     """y = -x;  gx = -gy."""
-    cdef object _fwd(self, tuple xs):
-        return _negate(xs[0])
+    cdef object _fwd2(self, object x0, object x1):
+        return _negate(x0)
 
     cdef tuple _bw(self, object gy, bint graph):
         return (_neg_g(gy, graph),)
@@ -131,8 +131,8 @@ cdef class Pow(_Builtin):
                                                                 else None))
         self.c = c
 
-    cdef object _fwd(self, tuple xs):
-        return _power(xs[0], self.c)
+    cdef object _fwd2(self, object x0, object x1):
+        return _power(x0, self.c)
 
     cdef tuple _bw(self, object gy, bint graph):
         cdef double v, g, e, p, r
@@ -160,8 +160,8 @@ def pow(x, c):
 
 cdef class Sin(_Builtin):
     """y = sin(x);  gx = gy * cos(x)."""
-    cdef object _fwd(self, tuple xs):
-        return _umath(U_SIN, xs[0])
+    cdef object _fwd2(self, object x0, object x1):
+        return _umath(U_SIN, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
         x = self._x(0, graph)
@@ -175,8 +175,8 @@ def sin(x):
 
 cdef class Cos(_Builtin):
     """y = cos(x);  gx = gy * -sin(x)."""
-    cdef object _fwd(self, tuple xs):
-        return _umath(U_COS, xs[0])
+    cdef object _fwd2(self, object x0, object x1):
+        return _umath(U_COS, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
         x = self._x(0, graph)
@@ -190,8 +190,8 @@ def cos(x):
 
 cdef class Tanh(_Builtin):
     """y = tanh(x);  gx = gy * (1 - y * y)."""
-    cdef object _fwd(self, tuple xs):
-        return _umath(U_TANH, xs[0])
+    cdef object _fwd2(self, object x0, object x1):
+        return _umath(U_TANH, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
         y = self._y(graph)
@@ -205,8 +205,8 @@ def tanh(x):
 
 cdef class Exp(_Builtin):
     """y = exp(x);  gx = gy * y."""
-    cdef object _fwd(self, tuple xs):
-        return _umath(U_EXP, xs[0])
+    cdef object _fwd2(self, object x0, object x1):
+        return _umath(U_EXP, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
         return (_times(gy, self._y(graph), graph),)
@@ -219,8 +219,8 @@ def exp(x):
 
 cdef class Log(_Builtin):
     """y = log(x);  gx = gy / x."""
-    cdef object _fwd(self, tuple xs):
-        return _umath(U_LOG, xs[0])
+    cdef object _fwd2(self, object x0, object x1):
+        return _umath(U_LOG, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
         return (_over(gy, self._x(0, graph), graph),)

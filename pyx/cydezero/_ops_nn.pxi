@@ -246,8 +246,8 @@ cdef object _sigmoid_bw_fast(object gy, object y):
 cdef class Sigmoid(_Builtin):
     """y = 1 / (1 + exp(-x)), computed as tanh(x / 2) / 2 + 1 / 2 (no
     overflow);  gx = gy * y * (1 - y)."""
-    cdef object _fwd(self, tuple xs):
-        x = xs[0]
+    cdef object _fwd2(self, object x0, object x1):
+        x = x0
         y = _sigmoid_fwd_fast(x)
         if y is not None:
             return y
@@ -298,8 +298,8 @@ cdef object _relu_bw_fast(object gy, object x):
 
 cdef class ReLU(_Builtin):
     """y = max(x, 0);  gx = gy * [x > 0]."""
-    cdef object _fwd(self, tuple xs):
-        return np.maximum(xs[0], 0.0)
+    cdef object _fwd2(self, object x0, object x1):
+        return np.maximum(x0, 0.0)
 
     cdef tuple _bw(self, object gy, bint graph):
         x = self._x(0, False)
@@ -398,8 +398,8 @@ cdef class MeanSquaredError(_Builtin):
     cdef int _arity(self):
         return 2
 
-    cdef object _fwd(self, tuple xs):
-        x0, x1 = xs[0], xs[1]
+    cdef object _fwd2(self, object x0, object x1):
+        x0, x1 = x0, x1
         y = _mse_fwd_fast(x0, x1)
         if y is not None:
             return y

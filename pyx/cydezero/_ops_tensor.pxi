@@ -13,8 +13,8 @@ cdef class Reshape(_Builtin):
     def __init__(self, shape):
         self.shape = shape
 
-    cdef object _fwd(self, tuple xs):
-        return xs[0].reshape(self.shape)
+    cdef object _fwd2(self, object x0, object x1):
+        return x0.reshape(self.shape)
 
     cdef tuple _bw(self, object gy, bint graph):
         return (gy.reshape(_shape_of(self._in0)),)
@@ -34,8 +34,8 @@ cdef class Transpose(_Builtin):
     def __init__(self, axes=None):
         self.axes = axes
 
-    cdef object _fwd(self, tuple xs):
-        return xs[0].transpose(self.axes)
+    cdef object _fwd2(self, object x0, object x1):
+        return x0.transpose(self.axes)
 
     cdef tuple _bw(self, object gy, bint graph):
         if self.axes is None:
@@ -59,8 +59,8 @@ cdef class Sum(_Builtin):
         self.axis = axis
         self.keepdims = keepdims
 
-    cdef object _fwd(self, tuple xs):
-        return xs[0].sum(axis=self.axis, keepdims=self.keepdims)
+    cdef object _fwd2(self, object x0, object x1):
+        return x0.sum(axis=self.axis, keepdims=self.keepdims)
 
     cdef tuple _bw(self, object gy, bint graph):
         x_shape = _shape_of(self._in0)
@@ -80,8 +80,8 @@ cdef class SumTo(_Builtin):
     def __init__(self, shape):
         self.shape = tuple(shape)
 
-    cdef object _fwd(self, tuple xs):
-        return _sum_to_checked(xs[0], _shape_of(xs[0]), self.shape, 'SumTo')
+    cdef object _fwd2(self, object x0, object x1):
+        return _sum_to_checked(x0, _shape_of(x0), self.shape, 'SumTo')
 
     cdef tuple _bw(self, object gy, bint graph):
         return (_broadcast_g(gy, _shape_of(self._in0), graph),)
@@ -102,8 +102,8 @@ cdef class BroadcastTo(_Builtin):
     def __init__(self, shape):
         self.shape = tuple(shape)
 
-    cdef object _fwd(self, tuple xs):
-        return np.broadcast_to(xs[0], self.shape)
+    cdef object _fwd2(self, object x0, object x1):
+        return np.broadcast_to(x0, self.shape)
 
     cdef tuple _bw(self, object gy, bint graph):
         return (_sum_to_g(gy, _shape_of(self._in0), graph),)
@@ -121,8 +121,8 @@ cdef class MatMul(_Builtin):
     cdef int _arity(self):
         return 2
 
-    cdef object _fwd(self, tuple xs):
-        return _dot(xs[0], xs[1])
+    cdef object _fwd2(self, object x0, object x1):
+        return _dot(x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
         return _matmul_bw(self, gy, graph)
@@ -189,8 +189,8 @@ cdef class GetItem(_Builtin):
     def __init__(self, slices):
         self.slices = slices
 
-    cdef object _fwd(self, tuple xs):
-        return xs[0][self.slices]
+    cdef object _fwd2(self, object x0, object x1):
+        return x0[self.slices]
 
     cdef tuple _bw(self, object gy, bint graph):
         in_shape = _shape_of(self._in0)
@@ -214,8 +214,8 @@ cdef class GetItemGrad(_Builtin):
         self.slices = slices
         self.in_shape = in_shape
 
-    cdef object _fwd(self, tuple xs):
-        return _scatter_add(xs[0], self.slices, self.in_shape)
+    cdef object _fwd2(self, object x0, object x1):
+        return _scatter_add(x0, self.slices, self.in_shape)
 
     cdef tuple _bw(self, object gy, bint graph):
         if graph:
@@ -232,8 +232,8 @@ cdef class Max(_Builtin):
         self.axis = axis
         self.keepdims = keepdims
 
-    cdef object _fwd(self, tuple xs):
-        return xs[0].max(axis=self.axis, keepdims=self.keepdims)
+    cdef object _fwd2(self, object x0, object x1):
+        return x0.max(axis=self.axis, keepdims=self.keepdims)
 
     cdef tuple _bw(self, object gy, bint graph):
         x_obj = self._in0
@@ -251,8 +251,8 @@ def max(x, axis=None, keepdims=False):
 
 cdef class Min(Max):
     """y = x.min(axis, keepdims);  gx = gy where x equals the minimum, else 0."""
-    cdef object _fwd(self, tuple xs):
-        return xs[0].min(axis=self.axis, keepdims=self.keepdims)
+    cdef object _fwd2(self, object x0, object x1):
+        return x0.min(axis=self.axis, keepdims=self.keepdims)
 
 
 def min(x, axis=None, keepdims=False):
