@@ -129,6 +129,39 @@ def test_python_backward_that_shrinks_its_outputs():
     assert float(out) == 6.0
 
 
+def test_builtin_whose_outputs_were_relinked():
+    # A built-in operation differentiates its first output whatever its
+    # outputs were set to; with none there is nothing to differentiate, which
+    # is an error that names it. A hook that relinks them mid-pass changes
+    # nothing the pass already took.
+    out = run_isolated('''
+        import numpy as np
+        from cydezero import Variable
+        def relinked(k):
+            x = Variable(np.array(2.0))
+            y = x * 3.0
+            y.creator.outputs = [y] + [Variable(np.array(1.0)) for _ in range(k - 1)]
+            y.backward()
+            return float(x.grad.data)
+        print(relinked(1), relinked(2), relinked(3))
+        x = Variable(np.array(2.0))
+        y = x * 3.0
+        y.creator.outputs = []
+        try:
+            y.backward()
+        except RuntimeError as e:
+            print(str(e).split(' has no outputs')[0], x.grad)
+        x = Variable(np.array(2.0))
+        y = x * 3.0
+        def hook(g):
+            y.creator.outputs = []
+        y.register_hook(hook)
+        (y * 5.0).backward()
+        print(float(x.grad.data))
+    ''')
+    assert out.splitlines() == ['3.0 3.0 3.0', 'backward: a Mul None', '15.0']
+
+
 def test_hook_that_grows_its_creators_inputs():
     out = run_isolated('''
         import numpy as np

@@ -402,6 +402,10 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             t0 = _profile_clock() if cdz_profile else 0
             # A built-in operation has one output; given more (relinked from
             # Python), it differentiates the first, as it always has.
+            if native and n == 0:
+                raise RuntimeError('backward: a {} has no outputs (Function.outputs was set '
+                                   'to none), so it has no gradient to differentiate'
+                                   .format(type(f).__name__))
             gxs = f._bw(gy1, graph) if native else f._py_bw(gys, graph)
             if cdz_profile:
                 _profile_add(f, 1, _profile_clock() - t0)
