@@ -550,4 +550,3 @@ cdef inline object _check_output(object y, Function f):
         return y
     raise TypeError('{}.forward returned {!r}; expected an array (or a tuple '
                     'of arrays)'.format(type(f).__name__, type(y)))
-
