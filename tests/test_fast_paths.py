@@ -524,12 +524,15 @@ def test_training_run_matches_numpy():
         np.testing.assert_allclose(p.data, r, rtol=1e-9, atol=1e-12)
 
 
-# -- Variable.data and .grad as member descriptors -----------------------------
+# -- Variable.grad as a member descriptor, .data a read-only property ---------
 
-@pytest.mark.parametrize('name', ['data', 'grad'])
-def test_member_descriptors(name):
+@pytest.mark.parametrize('name, kind', [('data', 'getset_descriptor'),
+                                        ('grad', 'member_descriptor')])
+def test_member_descriptors(name, kind):
+    # .data is a property: a scalar operation's value is made an array on
+    # its first read (see test_lazy_scalar_values).
     d = Variable.__dict__[name]
-    assert type(d).__name__ == 'member_descriptor'
+    assert type(d).__name__ == kind
     assert d.__doc__
     assert getattr(dz.Parameter, name) is d       # inherited
     assert name not in dz.Parameter.__dict__

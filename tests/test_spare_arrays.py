@@ -66,7 +66,9 @@ def test_an_array_anyone_still_holds_is_never_reused():
 def _drop_through_variable(make):
     """Make an array, give it to a Variable, drop both; whether it was kept."""
     one = Variable(np.array(1.0))
-    hold = [one * 2.0 for _ in range(100)]   # more than the spares: takes them all
+    # More arrays than the spares (a value read as .data is made from one):
+    # takes them all.
+    hold = [(one * 2.0).data for _ in range(100)]
     assert _core._spare_count() == 0
     v = Variable(make())
     del v

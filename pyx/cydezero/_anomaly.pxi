@@ -49,8 +49,7 @@ cdef str _creation_site():
 
 
 cdef inline bint _finite(object g):
-    if isinstance(g, Variable):
-        g = (<Variable>g).data
+    g = _arr((<Variable>g)._data if isinstance(g, Variable) else g)
     return g.dtype.kind not in 'fc' or bool(np.isfinite(g).all())
 
 
@@ -60,7 +59,7 @@ cdef void _check_anomaly(Function f, tuple gys, tuple gxs) except *:
         gx = gxs[i]
         if gx is None or _finite(gx):
             continue
-        g = (<Variable>gx).data if isinstance(gx, Variable) else gx
+        g = _arr((<Variable>gx)._data if isinstance(gx, Variable) else gx)
         what = 'NaN' if np.isnan(g).any() else 'inf'
         upstream = [gy for gy in gys if gy is not None and not _finite(gy)]
         site = _site_of(f)

@@ -278,19 +278,23 @@ cdef object _commit_grad(object acc, bint graph):
 cdef object _seed(Variable root, object given, bint graph):
     """The gradient a pass starts from at root: ones, or what was given."""
     cdef int t
-    if root.data is None:
+    d = root._data
+    if d is None:
         raise ValueError('backward() called on a Variable whose data is None')
     if given is None:
-        t = _fast_type(root.data)
-        seed = (_scalar_array(t, 1.0) if t >= 0 and _ndim(root.data) == 0
-                else np.ones_like(root.data))
+        if type(d) is _F64:
+            seed = _f64(1.0)
+        else:
+            t = _fast_type(d)
+            seed = (_scalar_array(t, 1.0) if t >= 0 and _ndim(d) == 0
+                    else np.ones_like(d))
         return _new_var(seed) if graph else seed
     if isinstance(given, Variable):
-        return given if graph else (<Variable>given).data
+        return given if graph else (<Variable>given)._data
     g = _as_arr(given)
-    if not _is_array(g) or g.shape != root.data.shape:
+    if not _is_array(g) or g.shape != _shape_of(root):
         raise ValueError('grad_outputs: expected an array of shape {}, got {!r}'
-                         .format(root.data.shape, getattr(g, 'shape', type(g))))
+                         .format(_shape_of(root), getattr(g, 'shape', type(g))))
     return _new_var(g) if graph else g
 
 
@@ -406,6 +410,8 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 raise RuntimeError('backward: a {} has no outputs (Function.outputs was set '
                                    'to none), so it has no gradient to differentiate'
                                    .format(type(f).__name__))
+            if native and not graph and not f._f64_aware():
+                gy1 = _arr(gy1)
             gxs = f._bw(gy1, graph) if native else f._py_bw(gys, graph)
             if cdz_profile:
                 _profile_add(f, 1, _profile_clock() - t0)
@@ -520,7 +526,7 @@ cdef object _wanted_grad(Variable v, Py_ssize_t i, Variable cut, bint graph, siz
         raise ValueError(
             'grad: input {} (shape {}) is not reachable from the outputs: the graph '
             'was cut by unchain()/unchain_backward() at a variable of shape {}{}'.format(
-                i, v.data.shape, cut.data.shape,
+                i, _shape_of(v), _shape_of(cut),
                 '' if cut.name is None else " named '{}'".format(cut.name)))
     return None
 

@@ -5,7 +5,9 @@ from cpython.object cimport PyObject
 
 
 cdef class Variable:
-    cdef public object data
+    # The value: an array, or an _F64 that Variable.data turns into one on
+    # first read (see _arrays.pxi). Read it through _vd() to get the array.
+    cdef object _data
     cdef public object name
     cdef public object grad
     cdef Function _creator
@@ -58,6 +60,7 @@ cdef class Function:
     cdef object __weakref__
 
     cdef object _fwd(self, tuple xs)
+    cdef bint _f64_aware(self)
     cdef object _fwd2(self, object x0, object x1)
     # A built-in operation's backward: it has one output, and gy is that
     # output's gradient.
@@ -70,8 +73,10 @@ cdef class Function:
     cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1)
     cdef tuple _input_tuple(self)
     cdef object _x(self, Py_ssize_t i, bint graph)
+    cdef object _xr(self, Py_ssize_t i, bint graph)
     cdef bint _needs(self, Py_ssize_t i)
     cdef object _y(self, bint graph)
+    cdef object _yr(self, bint graph)
     cdef void _link(self, list outs) except *
     cdef void _link1(self, Variable out)
     cdef void _free_outs(self)

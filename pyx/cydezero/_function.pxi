@@ -178,6 +178,11 @@ cdef class Function:
     cdef object _fwd(self, tuple xs):
         return self._py_fwd(xs)
 
+    cdef bint _f64_aware(self):
+        """Whether this operation's _fwd2 and _bw take _F64 values and
+        gradients (see _arrays.pxi); the engine gives the others arrays."""
+        return False
+
     cdef object _fwd2(self, object x0, object x1):
         # Only built-in operations of a fixed arity (one or two inputs)
         # are called here; they define it.
@@ -201,6 +206,7 @@ cdef class Function:
                     '{}: a core_simple Function has no create_graph backward (its '
                     'backward works on arrays); use cydezero.core for higher '
                     'derivatives'.format(name))
+            gys = tuple([_arr(g) for g in gys])
         elif not graph:
             gys = tuple([None if g is None else _new_var(g) for g in gys])
         else:
@@ -223,11 +229,11 @@ cdef class Function:
             if gx is None:
                 # DeZero lets a backward leave out trailing inputs (integer
                 # labels, indices); a float input that needs a gradient may not.
-                if i >= m and _needs_grad(x) and (<Variable>x).data.dtype.kind in 'fc':
+                if i >= m and _needs_grad(x) and _vd(<Variable>x).dtype.kind in 'fc':
                     raise ValueError(
                         '{}.backward returned {} gradient(s) for {} inputs; input {} '
                         '(shape {}, dtype {}) needs one'.format(
-                            name, m, n, i, (<Variable>x).data.shape, (<Variable>x).data.dtype))
+                            name, m, n, i, _vd(<Variable>x).shape, _vd(<Variable>x).dtype))
                 continue
             if not _needs_grad(x):   # this x: Python code may replace the inputs
                 continue
@@ -237,14 +243,15 @@ cdef class Function:
                                 'a Variable or an array'.format(name, type(gx), i))
             if not isinstance(gx, Variable):
                 gx = _new_var(g) if graph else g
-            if g.shape != (<Variable>x).data.shape:
+            xd = _vd(<Variable>x)
+            if g.shape != xd.shape:
                 raise ValueError(
                     '{}.backward returned a gradient of shape {} for input {} of '
-                    'shape {}'.format(name, g.shape, i, (<Variable>x).data.shape))
-            if not _kind_fits(g.dtype.kind, (<Variable>x).data.dtype.kind):
+                    'shape {}'.format(name, g.shape, i, xd.shape))
+            if not _kind_fits(g.dtype.kind, xd.dtype.kind):
                 raise TypeError(
                     '{}.backward returned a gradient of dtype {} for input {} of '
-                    'dtype {}'.format(name, g.dtype, i, (<Variable>x).data.dtype))
+                    'dtype {}'.format(name, g.dtype, i, xd.dtype))
             out[i] = gx if graph else g
         return tuple(out)
 
@@ -255,7 +262,16 @@ cdef class Function:
         x = self._inp(i)
         if graph or not isinstance(x, Variable):
             return x
-        return (<Variable>x).data
+        return _vd(<Variable>x)
+
+    @cython.final
+    cdef object _xr(self, Py_ssize_t i, bint graph):
+        """_x for an operation whose _f64_aware is True: an _F64 value is
+        given as it is."""
+        x = self._inp(i)
+        if graph or not isinstance(x, Variable):
+            return x
+        return (<Variable>x)._data
 
     @cython.final
     cdef bint _needs(self, Py_ssize_t i):
@@ -269,7 +285,13 @@ cdef class Function:
         if y is None:
             raise RuntimeError('{}: its output was freed before backward'
                                .format(type(self).__name__))
-        return y if graph else (<Variable>y).data
+        return y if graph else _vd(<Variable>y)
+
+    @cython.final
+    cdef object _yr(self, bint graph):
+        """_y for an operation whose _f64_aware is True (see _xr)."""
+        y = self._y(True)
+        return y if graph else (<Variable>y)._data
 
     @cython.final
     cdef void _link(self, list outs) except *:
@@ -354,7 +376,7 @@ cdef inline bint _is_simple(Function f):
 
 cdef inline Variable _new_simple_var(object data):
     cdef Variable v = <Variable>Variable.__new__(_simple_variable)
-    v.data = data
+    v._data = data
     return v
 
 
@@ -409,6 +431,9 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
     # A built-in of one or two inputs takes their data as arguments (_fwd2).
     cdef int arity = f._arity() if native else -1
     cdef bint by_args = 0 <= arity <= 2 and n <= 2
+    # Such a built-in may take an _F64 value as it is; everything else gets
+    # arrays.
+    cdef bint raw = by_args and f._f64_aware()
     # Called before: recording again can close a cycle (its new inputs may
     # reach its earlier outputs), so nothing is hidden from the collector.
     cdef bint reused = f._nin >= 0
@@ -429,7 +454,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
         x = (x0 if i == 0 else x1) if inputs is None else inputs[i]
         if isinstance(x, Variable):
             v = <Variable>x
-            d = v.data
+            d = v._data if raw else _vd(v)
             if v.generation > gen:
                 gen = v.generation
             any_var = True
@@ -444,7 +469,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
             # Python Functions see every input as a Variable, as in DeZero.
             v = _new_simple_var(as_array(x)) if simple else Variable(as_array(x))
             v._needs_no_grad = True
-            d = v.data
+            d = v._data
             if ins is None:
                 ins = list(inputs)
             ins[i] = v
@@ -532,7 +557,7 @@ cdef object _forward_error(Function f, tuple inputs, BaseException e):
 
 cdef str _describe(object x):
     if isinstance(x, Variable):
-        d = (<Variable>x).data
+        d = _vd(<Variable>x)
         if _is_array(d):
             return 'a Variable of shape {} {}'.format(d.shape, d.dtype)
         return 'a Variable holding {!r}'.format(type(d))
@@ -542,7 +567,7 @@ cdef str _describe(object x):
 
 
 cdef inline object _check_output(object y, Function f):
-    if type(y) is ndarray:
+    if type(y) is ndarray or type(y) is _F64:
         return y
     if np.isscalar(y) and not isinstance(y, (str, bytes)):
         return _as_arr(y) if isinstance(y, np.generic) else np.asarray(y)

@@ -49,7 +49,7 @@ cdef object _grad_data(object g):
     """The array in a gradient that user code handed back (a Variable, an
     array or a NumPy scalar), or None when it is none of those."""
     if isinstance(g, Variable):
-        return (<Variable>g).data
+        return _vd(<Variable>g)
     g = _as_arr(g)
     return g if _is_array(g) else None
 
@@ -73,10 +73,10 @@ cdef object _run_hooks(Variable x, object acc, bint graph):
                             'an array or None'.format(hook, type(r)))
         if not isinstance(r, Variable):
             r = _new_var(rd)
-        if rd.shape != x.data.shape:
+        if rd.shape != _shape_of(x):
             raise ValueError('gradient hook {!r} returned a gradient of shape {} for a '
-                             'variable of shape {}'.format(hook, rd.shape, x.data.shape))
+                             'variable of shape {}'.format(hook, rd.shape, _shape_of(x)))
         g = r
     # A hook may have kept the gradient it saw: never add into it in place.
     x._acc_owned = False
-    return g if graph else (<Variable>g).data
+    return g if graph else (<Variable>g)._data

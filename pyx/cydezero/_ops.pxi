@@ -18,13 +18,13 @@ cdef inline object _neg_g(object g, bint graph):
 cdef object _sum_to_g(object g, tuple shape, bint graph):
     if _shape_of(g) == shape:
         return g
-    return sum_to(g, shape) if graph else sum_to_array(g, shape)
+    return sum_to(g, shape) if graph else sum_to_array(_arr(g), shape)
 
 
 cdef object _broadcast_g(object g, tuple shape, bint graph):
     if _shape_of(g) == shape:
         return g
-    return broadcast_to(g, shape) if graph else np.broadcast_to(g, shape)
+    return broadcast_to(g, shape) if graph else np.broadcast_to(_arr(g), shape)
 
 
 cdef inline object _times(object a, object b, bint graph):
@@ -113,7 +113,7 @@ cdef class _Builtin(Function):
 
     def forward(self, *xs):
         _check_arity(self, len(xs))
-        return self._fwd(xs)
+        return _arr(self._fwd(xs))
 
     def backward(self, *gys):
         if len(gys) != 1:       # every built-in has one output

@@ -5,6 +5,9 @@
 
 cdef class Add(_Builtin):
     """y = x0 + x1;  gx0 = gy, gx1 = gy (summed back over broadcast axes)."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef int _arity(self):
         return 2
 
@@ -24,6 +27,9 @@ def add(x0, x1):
 
 cdef class Sub(_Builtin):
     """y = x0 - x1;  gx0 = gy, gx1 = -gy."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef int _arity(self):
         return 2
 
@@ -48,6 +54,9 @@ def rsub(x0, x1):
 
 cdef class Mul(_Builtin):
     """y = x0 * x1;  gx0 = gy * x1, gx1 = gy * x0."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef int _arity(self):
         return 2
 
@@ -55,8 +64,8 @@ cdef class Mul(_Builtin):
         return _arith(OP_MUL, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        x0 = self._x(0, graph)
-        x1 = self._x(1, graph)
+        x0 = self._xr(0, graph)
+        x1 = self._xr(1, graph)
         gx0 = _sum_to_like(_times(gy, x1, graph), x0, graph) if self._needs(0) else None
         gx1 = _sum_to_like(_times(gy, x0, graph), x1, graph) if self._needs(1) else None
         return (gx0, gx1)
@@ -69,6 +78,9 @@ def mul(x0, x1):
 
 cdef class Div(_Builtin):
     """y = x0 / x1;  gx0 = gy / x1, gx1 = gy * (-x0 / x1**2)."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef int _arity(self):
         return 2
 
@@ -77,21 +89,23 @@ cdef class Div(_Builtin):
 
     cdef tuple _bw(self, object gy, bint graph):
         cdef double g, a, b, s, q
-        x0 = self._x(0, graph)
-        x1 = self._x(1, graph)
+        x0 = self._xr(0, graph)
+        x1 = self._xr(1, graph)
         gx0 = _sum_to_g(_over(gy, x1, graph), _shape_of(x0), graph) if self._needs(0) else None
         if not self._needs(1):
             return (gx0, None)
         # One number each (0-d float64, or a Python number): DeZero's
         # -x0 / x1 ** 2 * gy in C, step by step as NumPy does it; if a step
         # is flagged, the whole expression is NumPy's to compute and report.
-        if (not graph and type(gy) is ndarray and _scalar_f64(gy, &g)
+        if (not graph and _is_value(gy) and _scalar_f64(gy, &g)
                 and _scalar_f64(x0, &a) and _scalar_f64(x1, &b)):
             s = b * b
             q = -a / s
             if (_plain(s, b == 0.0) and _plain(q, a == 0.0)
                     and _plain(g * q, g == 0.0 or q == 0.0)):
-                return (gx0, _new_f64(g * q))
+                return (gx0, _f64(g * q))
+        if not graph:
+            gy, x0, x1 = _arr(gy), _arr(x0), _arr(x1)
         return (gx0, _sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph))
 
 
@@ -107,6 +121,9 @@ def rdiv(x0, x1):
 
 cdef class Neg(_Builtin):
     """y = -x;  gx = -gy."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef object _fwd2(self, object x0, object x1):
         return _negate(x0)
 
@@ -123,11 +140,14 @@ cdef class Pow(_Builtin):
     """y = x ** c for a constant c;  gx = c * x ** (c - 1) * gy."""
     cdef public object c
 
+    cdef bint _f64_aware(self):
+        return True
+
     def __init__(self, c):
         if isinstance(c, Variable):
             raise TypeError('Pow: the exponent must be a constant (a number or an array), '
-                            'got a Variable of shape {}'.format((<Variable>c).data.shape
-                                                                if (<Variable>c).data is not None
+                            'got a Variable of shape {}'.format(_shape_of(c)
+                                                                if (<Variable>c)._data is not None
                                                                 else None))
         self.c = c
 
@@ -136,20 +156,24 @@ cdef class Pow(_Builtin):
 
     cdef tuple _bw(self, object gy, bint graph):
         cdef double v, g, e, p, r
+        cdef bint ok
         c = self.c
-        x = self._x(0, graph)
-        if (not graph and type(x) is ndarray and type(gy) is ndarray
-                and (type(c) is int or type(c) is float) and _scalar_f64(x, &v)
-                and _scalar_f64(gy, &g) and _scalar_f64(c, &e)):
-            # DeZero's c * x ** (c - 1) * gy in C, step by step as NumPy
-            # does it; anything flagged is NumPy's to compute and report
-            if c == 2:
-                p = v       # x ** 1 is x
-            elif not _pow_f64(v, c - 1, &p):
-                return (c * x ** (c - 1) * gy,)
-            r = e * p
-            if _plain(r, e == 0.0 or p == 0.0) and _plain(r * g, r == 0.0 or g == 0.0):
-                return (_new_f64(r * g),)
+        x = self._xr(0, graph)
+        if not graph:
+            if (_is_value(x) and _is_value(gy) and (type(c) is int or type(c) is float)
+                    and _scalar_f64(x, &v) and _scalar_f64(gy, &g) and _scalar_f64(c, &e)):
+                # DeZero's c * x ** (c - 1) * gy in C, step by step as NumPy
+                # does it; anything flagged is NumPy's to compute and report
+                if c == 2:
+                    p = v       # x ** 1 is x
+                    ok = True
+                else:
+                    ok = _pow_f64(v, c - 1, &p)
+                if ok:
+                    r = e * p
+                    if _plain(r, e == 0.0 or p == 0.0) and _plain(r * g, r == 0.0 or g == 0.0):
+                        return (_f64(r * g),)
+            x, gy = _arr(x), _arr(gy)
         return (c * x ** (c - 1) * gy,)
 
 
@@ -160,11 +184,14 @@ def pow(x, c):
 
 cdef class Sin(_Builtin):
     """y = sin(x);  gx = gy * cos(x)."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef object _fwd2(self, object x0, object x1):
         return _umath(U_SIN, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        x = self._x(0, graph)
+        x = self._xr(0, graph)
         return (_times(gy, cos(x) if graph else _umath(U_COS, x), graph),)
 
 
@@ -175,11 +202,14 @@ def sin(x):
 
 cdef class Cos(_Builtin):
     """y = cos(x);  gx = gy * -sin(x)."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef object _fwd2(self, object x0, object x1):
         return _umath(U_COS, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        x = self._x(0, graph)
+        x = self._xr(0, graph)
         return (_times(gy, -sin(x) if graph else _negate(_umath(U_SIN, x)), graph),)
 
 
@@ -190,11 +220,14 @@ def cos(x):
 
 cdef class Tanh(_Builtin):
     """y = tanh(x);  gx = gy * (1 - y * y)."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef object _fwd2(self, object x0, object x1):
         return _umath(U_TANH, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        y = self._y(graph)
+        y = self._yr(graph)
         return (_times(gy, _minus(1, _times(y, y, graph), graph), graph),)
 
 
@@ -205,11 +238,14 @@ def tanh(x):
 
 cdef class Exp(_Builtin):
     """y = exp(x);  gx = gy * y."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef object _fwd2(self, object x0, object x1):
         return _umath(U_EXP, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return (_times(gy, self._y(graph), graph),)
+        return (_times(gy, self._yr(graph), graph),)
 
 
 def exp(x):
@@ -219,11 +255,14 @@ def exp(x):
 
 cdef class Log(_Builtin):
     """y = log(x);  gx = gy / x."""
+    cdef bint _f64_aware(self):
+        return True
+
     cdef object _fwd2(self, object x0, object x1):
         return _umath(U_LOG, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return (_over(gy, self._x(0, graph), graph),)
+        return (_over(gy, self._xr(0, graph), graph),)
 
 
 def log(x):

@@ -237,10 +237,10 @@ cdef class Max(_Builtin):
 
     cdef tuple _bw(self, object gy, bint graph):
         x_obj = self._in0
-        xd = (<Variable>x_obj).data if isinstance(x_obj, Variable) else x_obj
+        xd = _vd(<Variable>x_obj) if isinstance(x_obj, Variable) else x_obj
         shape = tuple(max_backward_shape(xd, self.axis))
         gy = gy.reshape(shape)
-        cond = xd == (<Variable>self._y(True)).data.reshape(shape)
+        cond = xd == _vd(<Variable>self._y(True)).reshape(shape)
         return (_broadcast_g(gy, cond.shape, graph) * cond,)
 
 

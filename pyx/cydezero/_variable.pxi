@@ -8,7 +8,7 @@ from cpython.object cimport PyObject, PyTypeObject
 cdef inline Variable _new_var(object data):
     # Skips __init__'s type check: the engine only wraps arrays it made.
     cdef Variable v = Variable.__new__(Variable)
-    v.data = data
+    v._data = data
     return v
 
 
@@ -37,18 +37,23 @@ cdef class Variable:
     def __init__(self, data, name=None, *, requires_grad=None):
         if data is not None and not _is_array(data):
             raise TypeError('{} is not supported'.format(type(data)))
-        self.data = data
+        self._data = data
         self.name = name
         if requires_grad is not None:
             self.requires_grad = requires_grad
 
-    # data and grad are read-only member descriptors, for fast reads (see
-    # _use_member_descriptors); writing them comes here, and deleting one
-    # empties it, as a Cython property's deleter does. The engine never
-    # meets an empty (NULL) field.
+    @property
+    def data(self):
+        """The array this variable holds."""
+        return _vd(self)
+
+    # grad is a read-only member descriptor, for fast reads (see
+    # _use_member_descriptors), and data a read-only property; writing
+    # them comes here, and deleting one empties it, as a Cython property's
+    # deleter does. The engine never meets an empty (NULL) field.
     def __setattr__(self, name, value):
         if name == 'data':
-            self.data = value
+            self._data = value
         elif name == 'grad':
             self.grad = value
         else:
@@ -61,7 +66,7 @@ cdef class Variable:
 
     def __delattr__(self, name):
         if name == 'data':
-            self.data = None
+            self._data = None
         elif name == 'grad':
             self.grad = None
         else:
@@ -72,7 +77,7 @@ cdef class Variable:
             self._creator._unlink(<PyObject*>self)
         if self._hooked:
             _hooks.pop(<Py_ssize_t><void*>self, None)
-        _keep_spare(<PyObject*>self.data)
+        _keep_spare(<PyObject*>self._data)
 
     @property
     def requires_grad(self):
@@ -83,9 +88,10 @@ cdef class Variable:
 
     @requires_grad.setter
     def requires_grad(self, value):
-        if value and self.data is not None and self.data.dtype.kind not in 'fc':
+        d = _vd(self)
+        if value and d is not None and d.dtype.kind not in 'fc':
             raise TypeError('requires_grad=True needs floating-point data, got dtype {} '
-                            '(shape {})'.format(self.data.dtype, self.data.shape))
+                            '(shape {})'.format(d.dtype, d.shape))
         self._needs_no_grad = not value
 
     def register_hook(self, hook):
@@ -107,32 +113,33 @@ cdef class Variable:
     @property
     def shape(self):
         """The shape of ``data``."""
-        return self.data.shape
+        return _vd(self).shape
 
     @property
     def ndim(self):
         """The number of dimensions of ``data``."""
-        return self.data.ndim
+        return _vd(self).ndim
 
     @property
     def size(self):
         """The number of elements of ``data``."""
-        return self.data.size
+        return _vd(self).size
 
     @property
     def dtype(self):
         """The dtype of ``data``."""
-        return self.data.dtype
+        return _vd(self).dtype
 
     def __len__(self):
         """The length of ``data``'s first axis."""
-        return len(self.data)
+        return len(_vd(self))
 
     def __repr__(self):
         """variable(...) with the array printed as NumPy prints it."""
-        if self.data is None:
+        d = _vd(self)
+        if d is None:
             return 'variable(None)'
-        p = str(self.data).replace('\n', '\n' + ' ' * 9)
+        p = str(d).replace('\n', '\n' + ' ' * 9)
         return 'variable(' + p + ')'
 
     # -- the graph ---------------------------------------------------------
@@ -174,7 +181,7 @@ cdef class Variable:
     def __reduce__(self):
         d = getattr(self, '__dict__', None)
         return (_new_of_type, (type(self),),
-                (self.data, self.name, self.grad, self._creator, self.generation,
+                (_vd(self), self.name, self.grad, self._creator, self.generation,
                  bool(self._needs_no_grad), bool(self._cut), d or None))
 
     def __setstate__(self, state):
@@ -185,7 +192,7 @@ cdef class Variable:
         if creator is not None and not isinstance(creator, Function):
             raise TypeError('Variable.__setstate__: creator must be a Function or None, '
                             'got {!r}'.format(type(creator)))
-        self.data = data
+        self._data = data
         self.name = name
         self.grad = grad
         # A copy refers to the same creator but is not one of its outputs;
@@ -317,15 +324,15 @@ cdef class Variable:
     # -- devices -----------------------------------------------------------
     def to_cpu(self):
         """Move ``data`` to the CPU as a NumPy array (``grad`` stays, as in DeZero)."""
-        if self.data is not None:
+        if self._data is not None:
             from cydezero import cuda
-            self.data = cuda.as_numpy(self.data)
+            self._data = cuda.as_numpy(_vd(self))
 
     def to_gpu(self):
         """Move ``data`` to the GPU as a CuPy array (needs CuPy; ``grad`` stays)."""
-        if self.data is not None:
+        if self._data is not None:
             from cydezero import cuda
-            self.data = cuda.as_cupy(self.data)
+            self._data = cuda.as_cupy(_vd(self))
 
 
 cdef class Parameter(Variable):
@@ -340,14 +347,15 @@ def _new_of_type(cls):
     return cls.__new__(cls)
 
 
-# ``data`` and ``grad`` are read in every user loop (optimizers, training
-# steps). Cython exposes public fields as properties, which the interpreter
-# calls generically (about 45 ns a read); a member descriptor, what
-# ``__slots__`` makes, is a plain load the interpreter specializes (about
-# 25 ns, as fast as an instance attribute). So the two properties are
-# swapped for read-only member descriptors on the same fields: reads take
-# the fast path, and writes go through Variable.__setattr__, so that no
-# spelling (not even the descriptor's own __delete__) can empty a field.
+# ``grad`` is read in every user loop (optimizers, training steps). Cython
+# exposes public fields as properties, which the interpreter calls
+# generically (about 45 ns a read); a member descriptor, what ``__slots__``
+# makes, is a plain load the interpreter specializes (about 25 ns, as fast
+# as an instance attribute). So the property is swapped for a read-only
+# member descriptor on the same field: reads take the fast path, and writes
+# go through Variable.__setattr__, so that no spelling (not even the
+# descriptor's own __delete__) can empty the field. ``data`` stays a
+# property: it turns an _F64 value into its array on first read.
 cdef extern from "structmember.h":
     ctypedef struct PyMemberDef:
         const char* name
@@ -362,7 +370,7 @@ cdef extern from "Python.h":
     object PyDescr_NewMember(PyTypeObject* t, PyMemberDef* m)
     void PyType_Modified(PyTypeObject* t)
 
-cdef PyMemberDef _variable_members[2]
+cdef PyMemberDef _variable_members[1]
 
 
 cdef Py_ssize_t _field_offset(Variable probe, str name) except -1:
@@ -383,12 +391,10 @@ cdef void _use_member_descriptors() except *:
     cdef PyTypeObject* t = <PyTypeObject*>Variable
     cdef Variable probe = Variable.__new__(Variable)
     cdef int i
-    _variable_members[0].name = b'data'
-    _variable_members[0].doc = b'The array this variable holds.'
-    _variable_members[1].name = b'grad'
-    _variable_members[1].doc = (b'The gradient from the last backward pass '
+    _variable_members[0].name = b'grad'
+    _variable_members[0].doc = (b'The gradient from the last backward pass '
                                 b'(a Variable), or None.')
-    for i in range(2):
+    for i in range(1):
         name = _variable_members[i].name.decode()
         _variable_members[i].offset = _field_offset(probe, name)
         _variable_members[i].type = T_OBJECT_EX
