@@ -95,7 +95,7 @@ cdef inline object _vd(Variable v):
     made an array once, which from then on is the value."""
     d = v._data
     if type(d) is _F64:
-        d = _new_f64((<_F64>d).v)
+        d = _arr(d)
         v._data = d
     return d
 

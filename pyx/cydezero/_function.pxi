@@ -5,7 +5,7 @@
 cimport cython
 from cpython.object cimport PyObject, PyObject_TypeCheck, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdlib cimport malloc, free
 
 import weakref
@@ -136,13 +136,8 @@ cdef class Function:
     cdef object _inp(self, Py_ssize_t i):
         """Input i as recorded (a Variable or a raw constant); None past the
         end (Python code may have replaced the inputs since i was counted)."""
-        if i == 0:
-            return self._in0
-        if i == 1:
-            return self._in1
-        if self._more is not None and 2 <= i < 2 + len(self._more):
-            return self._more[i - 2]
-        return None
+        cdef PyObject* p = _input_ptr(self, i)
+        return None if p == NULL else <object>p
 
     @cython.final
     cdef void _set_inputs(self, tuple xs) except *:
@@ -336,6 +331,22 @@ cdef class Function:
                 self._outs[i] = NULL
 
 
+cdef inline PyObject* _input_ptr(Function f, Py_ssize_t i) noexcept:
+    """Input i of f, borrowed from f (NULL past the end)."""
+    if i == 0:
+        return <PyObject*>f._in0
+    if i == 1:
+        return <PyObject*>f._in1
+    if f._more is not None and 2 <= i < 2 + len(f._more):
+        return PyTuple_GET_ITEM(f._more, i - 2)
+    return NULL
+
+
+cdef inline tuple _pack(Py_ssize_t n, object x0, object x1):
+    """The tuple of _apply_n's first n (one or two) inputs."""
+    return (x0,) if n == 1 else (x0, x1)
+
+
 cdef inline bint _needs_grad(object x):
     """Whether x is a Variable that can receive a gradient."""
     return isinstance(x, Variable) and not (<Variable>x)._needs_no_grad
@@ -447,7 +458,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
     if native:
         _check_arity(f, n)
     if inputs is None and not by_args:
-        inputs = (x0,) if n == 1 else (x0, x1)
+        inputs = _pack(n, x0, x1)
     if not by_args:
         xs = PyTuple_New(n)
     for i in range(n):
@@ -494,7 +505,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
             ys = f._fwd2(d0, d1) if by_args else f._fwd(xs)
         except (ValueError, TypeError, IndexError) as e:
             if inputs is None:
-                inputs = (x0,) if n == 1 else (x0, x1)
+                inputs = _pack(n, x0, x1)
             raise _forward_error(f, inputs, e) from e
     else:
         ys = f._py_fwd(xs)

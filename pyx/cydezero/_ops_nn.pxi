@@ -247,11 +247,10 @@ cdef class Sigmoid(_Builtin):
     """y = 1 / (1 + exp(-x)), computed as tanh(x / 2) / 2 + 1 / 2 (no
     overflow);  gx = gy * y * (1 - y)."""
     cdef object _fwd2(self, object x0, object x1):
-        x = x0
-        y = _sigmoid_fwd_fast(x)
+        y = _sigmoid_fwd_fast(x0)
         if y is not None:
             return y
-        return np.tanh(x * 0.5) * 0.5 + 0.5
+        return np.tanh(x0 * 0.5) * 0.5 + 0.5
 
     cdef tuple _bw(self, object gy, bint graph):
         y = self._y(graph)
@@ -399,7 +398,6 @@ cdef class MeanSquaredError(_Builtin):
         return 2
 
     cdef object _fwd2(self, object x0, object x1):
-        x0, x1 = x0, x1
         y = _mse_fwd_fast(x0, x1)
         if y is not None:
             return y

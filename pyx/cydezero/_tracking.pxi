@@ -38,8 +38,7 @@
 # giving such an object a Variable made after it is not collected unless
 # track_graph(v) shows v's graph to the collector.
 
-from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
-from cpython.tuple cimport PyTuple_GET_ITEM
+from cpython.object cimport PyObject
 from libc.stdlib cimport realloc, free
 
 cdef set _walked_py = set()     # addresses of Python Functions walked
@@ -133,23 +132,11 @@ cdef struct _Stack:
 
 
 cdef inline bint _is_variable(PyObject* p) noexcept:
-    return Py_TYPE(<object>p) == <PyTypeObject*>Variable or isinstance(<object>p, Variable)
+    return isinstance(<object>p, Variable)
 
 
 cdef inline bint _is_function(PyObject* p) noexcept:
     return isinstance(<object>p, Function)
-
-
-cdef inline PyObject* _input_ptr(Function f, Py_ssize_t i):
-    """Input i of f, borrowed from f (NULL past the end): Function._inp
-    without the new reference."""
-    if i == 0:
-        return <PyObject*>f._in0
-    if i == 1:
-        return <PyObject*>f._in1
-    if f._more is not None and 2 <= i < 2 + len(f._more):
-        return PyTuple_GET_ITEM(f._more, i - 2)
-    return NULL
 
 
 cdef void _push(_Stack* st, PyObject* o) except *:

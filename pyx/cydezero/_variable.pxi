@@ -370,7 +370,7 @@ cdef extern from "Python.h":
     object PyDescr_NewMember(PyTypeObject* t, PyMemberDef* m)
     void PyType_Modified(PyTypeObject* t)
 
-cdef PyMemberDef _variable_members[1]
+cdef PyMemberDef _grad_member
 
 
 cdef Py_ssize_t _field_offset(Variable probe, str name) except -1:
@@ -390,16 +390,12 @@ cdef Py_ssize_t _field_offset(Variable probe, str name) except -1:
 cdef void _use_member_descriptors() except *:
     cdef PyTypeObject* t = <PyTypeObject*>Variable
     cdef Variable probe = Variable.__new__(Variable)
-    cdef int i
-    _variable_members[0].name = b'grad'
-    _variable_members[0].doc = (b'The gradient from the last backward pass '
-                                b'(a Variable), or None.')
-    for i in range(1):
-        name = _variable_members[i].name.decode()
-        _variable_members[i].offset = _field_offset(probe, name)
-        _variable_members[i].type = T_OBJECT_EX
-        _variable_members[i].flags = READONLY
-        (<dict><object>t.tp_dict)[name] = PyDescr_NewMember(t, &_variable_members[i])
+    _grad_member.name = b'grad'
+    _grad_member.doc = b'The gradient from the last backward pass (a Variable), or None.'
+    _grad_member.offset = _field_offset(probe, 'grad')
+    _grad_member.type = T_OBJECT_EX
+    _grad_member.flags = READONLY
+    (<dict><object>t.tp_dict)['grad'] = PyDescr_NewMember(t, &_grad_member)
     PyType_Modified(t)
 
 
