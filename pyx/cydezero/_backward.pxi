@@ -25,7 +25,8 @@ cdef struct _HeapItem:
 
 @cython.final
 cdef class _FuncHeap:
-    """A binary max-heap of Functions keyed by (generation, insertion order).
+    """A binary max-heap of Functions (and fused Variables, see _fused.pxi)
+    keyed by (generation, insertion order).
 
     The latest generation runs first; among equal generations the one pushed
     last runs first, which is exactly the order DeZero's sorted list gives,
@@ -52,7 +53,7 @@ cdef class _FuncHeap:
         cdef _HeapItem* y = &self.items[b]
         return x.gen > y.gen or (x.gen == y.gen and x.seq > y.seq)
 
-    cdef void push(self, Function f) except *:
+    cdef void push(self, PyObject* node, Py_ssize_t gen) except *:
         cdef Py_ssize_t i, parent
         cdef _HeapItem tmp
         cdef _HeapItem* grown
@@ -62,11 +63,11 @@ cdef class _FuncHeap:
                 raise MemoryError()
             self.items = grown
             self.cap *= 2
-        Py_INCREF(f)
+        _incref(node)
         i = self.n
-        self.items[i].gen = f.generation
+        self.items[i].gen = gen
         self.items[i].seq = self.seq
-        self.items[i].f = <PyObject*>f
+        self.items[i].f = node
         self.seq += 1
         self.n += 1
         while i > 0:
@@ -78,10 +79,10 @@ cdef class _FuncHeap:
             self.items[parent] = tmp
             i = parent
 
-    cdef Function pop(self):
+    cdef object pop(self):
         cdef Py_ssize_t i = 0, child, best
         cdef _HeapItem tmp
-        cdef Function f = <Function>self.items[0].f
+        cdef object f = <object>self.items[0].f
         Py_DECREF(f)   # the reference the heap held; `f` holds its own
         self.n -= 1
         self.items[0] = self.items[self.n]
@@ -193,7 +194,24 @@ cdef inline void _schedule(_FuncHeap heap, Function c, size_t epoch) except *:
     if c._mark >= _active_floor and c._mark != 0 and c._mark in _active:
         raise _conflict('a {} whose output gradients'.format(type(c).__name__))
     c._mark = epoch
-    heap.push(c)
+    heap.push(<PyObject*>c, c.generation)
+
+
+cdef inline bint _schedule_maker(_FuncHeap heap, Variable x, size_t prior, size_t epoch) except -1:
+    """Schedule what made x, which has just been given a gradient (before
+    which its _pass was prior): its creator, or x itself if an operation is
+    fused into it and this is its first gradient of the pass, as _schedule
+    does. Returns whether x was cut by unchain()."""
+    if x._creator is not None:
+        _schedule(heap, x._creator, epoch)
+    elif _is_fused(x):
+        if prior == epoch:
+            return False
+        if prior >= _active_floor and prior != 0 and prior in _active:
+            raise _conflict('a {} whose output gradients'
+                            .format((<type>_fused_type[x._op]).__name__))
+        heap.push(<PyObject*>x, x.generation - 1)
+    return x._op == _OP_CUT
 
 
 cdef inline object _own_acc(Variable x, size_t epoch):
@@ -328,8 +346,9 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     ``.grad`` is read or written and the gradients of ``wanted`` are
     returned (the functional ``grad``)."""
     global cdz_backprop_off
-    cdef Function f
+    cdef Function f, lent = None
     cdef Variable x, y
+    cdef size_t prior
     cdef Py_ssize_t i, n
     cdef list touched = []
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
@@ -358,16 +377,25 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     try:
         for i in range(n):
             x = <Variable>roots[i]
+            prior = x._pass
             _accumulate(x, seeds[i], graph, touched, False, epoch)
-            if x._creator is None:
-                if x._cut:
-                    cut = x
-            else:
-                _schedule(heap, x._creator, epoch)
+            if _schedule_maker(heap, x, prior, epoch):
+                cut = x
 
         # Run.
         while heap.n:
-            f = heap.pop()
+            node = heap.pop()
+            if isinstance(node, Function):
+                f = <Function>node
+            elif _is_fused(<Variable>node):
+                f = lent = _lend(<Variable>node)
+            else:
+                # Its creator was made (y.creator was read) since it was
+                # scheduled; it runs here, as nothing scheduled it.
+                f = (<Variable>node)._creator
+                if (f is None or f._mark != epoch or f._nout != 1
+                        or f._outs[0] != <PyObject*>node):
+                    continue
             native = _is_native(f)
             # Strong references to the outputs, taken before any Python code
             # runs for f: a hook or a Python backward may drop the last other
@@ -435,10 +463,9 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     gx = _as_arr(gx)
                 # A hooked leaf's hooks see this pass's gradient alone; the
                 # earlier .grad is added after them, at commit.
+                prior = x._pass
                 _accumulate(x, gx, graph, touched, not functional and not x._hooked, epoch)
-                if x._creator is not None:
-                    _schedule(heap, x._creator, epoch)
-                elif x._cut:
+                if _schedule_maker(heap, x, prior, epoch):
                     cut = x
             if not retain:
                 # Outputs' gradients are consumed: free them now, not at the
@@ -449,6 +476,10 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     y_obj = y1 if ys is None else ys[i]
                     if y_obj is not None and (keep is None or id(y_obj) not in keep):
                         _release_acc(<Variable>y_obj, epoch)
+            if lent is not None:
+                f = None
+                _give_back(lent)
+                lent = None
 
         # Finish: leaves' hooks, then the results, all or nothing.
         _run_leaf_hooks(wanted if functional else touched, graph, epoch)
@@ -458,6 +489,10 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         _commit(touched, retain, graph, epoch)
         return None
     finally:
+        if lent is not None:
+            f = None
+            _give_back(lent)
+            lent = None
         cdz_backprop_off = saved
         for x_obj in touched:
             _release_acc(<Variable>x_obj, epoch)
@@ -474,7 +509,7 @@ cdef void _run_leaf_hooks(list leaves, bint graph, size_t epoch) except *:
     cdef Variable x
     for x_obj in leaves:
         x = <Variable>x_obj
-        if x._hooked and x._creator is None and _pass_acc(x, epoch) is not None:
+        if x._hooked and _is_leaf(x) and _pass_acc(x, epoch) is not None:
             x._acc = _run_hooks(x, x._acc, graph)
 
 
@@ -485,7 +520,7 @@ cdef void _add_prior_to_hooked_leaves(list touched, list roots, bint graph,
     cdef Variable x
     for x_obj in touched:
         x = <Variable>x_obj
-        if (x._hooked and x._creator is None and x.grad is not None
+        if (x._hooked and _is_leaf(x) and x.grad is not None
                 and _pass_acc(x, epoch) is not None
                 and not any([x_obj is r for r in roots])):
             prior = _prior_grad(x, graph)
@@ -503,7 +538,7 @@ cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
     cdef list old = [None] * n
     for i in range(n):
         x = <Variable>touched[i]
-        if x._creator is None or retain:
+        if _is_leaf(x) or retain:
             new[i] = (_commit_grad(x._acc, graph) if _pass_acc(x, epoch) is not None
                       else x.grad)
     for i in range(n):

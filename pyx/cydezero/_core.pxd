@@ -11,6 +11,10 @@ cdef class Variable:
     cdef public object name
     cdef public object grad
     cdef Function _creator
+    # A scalar operation fused into its output (see _fused.pxi): its inputs,
+    # held here instead of in a Function of its own. _op says which one.
+    cdef object _fin0
+    cdef object _fin1
     # The gradient being accumulated for this variable during one backward
     # pass (an array, or a Variable under create_graph); None otherwise.
     cdef object _acc
@@ -30,8 +34,10 @@ cdef class Variable:
     cdef unsigned char _needs_no_grad
     # _hooked: has gradient hooks (kept in a side table, see register_hook).
     cdef unsigned char _hooked
-    # _cut: unchain()/unchain_backward() removed its creator.
-    cdef unsigned char _cut
+    # _op: how this variable was made, when not by its _creator: 0 (a
+    # leaf, or _creator's output), _OP_CUT (unchain()/unchain_backward()
+    # removed its creator) or the fused operation (see _fused.pxi).
+    cdef unsigned char _op
     cdef object __weakref__
 
 

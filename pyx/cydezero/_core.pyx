@@ -33,6 +33,7 @@ include "_anomaly.pxi"     # detect_anomaly: recording sites, checking gradients
 include "_profile.pxi"     # profile(): calls and time per Function type
 include "_bufcache.pxi"    # the cache of big gradient buffers (a NumPy memory handler)
 include "_function.pxi"    # Function, recording a forward (_apply)
+include "_fused.pxi"       # scalar operations fused into their output Variable
 include "_tracking.pxi"    # which nodes the cycle collector sees
 include "_backward.pxi"    # the backward pass and grad()
 include "_ops.pxi"         # what the built-in operations share, _Builtin

@@ -419,20 +419,22 @@ cdef object _apply(Function f, tuple inputs):
     """Run f's forward on the inputs' data and, when backprop is enabled,
     record f as the creator of its outputs."""
     cdef Py_ssize_t n = len(inputs)
-    return _apply_n(f, inputs, n, inputs[0] if n > 0 else None, inputs[1] if n > 1 else None)
+    return _apply_n(f, inputs, n, inputs[0] if n > 0 else None, inputs[1] if n > 1 else None, 0)
 
 
 cdef inline object _apply1(Function f, object x):
-    return _apply_n(f, None, 1, x, None)
+    return _apply_n(f, None, 1, x, None, 0)
 
 
 cdef inline object _apply2(Function f, object x0, object x1):
-    return _apply_n(f, None, 2, x0, x1)
+    return _apply_n(f, None, 2, x0, x1, 0)
 
 
-cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x1):
+cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x1, int op):
     """_apply on n inputs: inputs, or, with inputs None, x0 and x1 alone (a
-    built-in's one or two inputs, which then need no tuple)."""
+    built-in's one or two inputs, which then need no tuple). With op, f is
+    that fused operation's shared instance (see _fused.pxi): the result is
+    fused into its output, or recorded by a new instance."""
     cdef Py_ssize_t i, gen = 0
     cdef tuple xs = None
     cdef list ins = None
@@ -529,6 +531,14 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
                 _untrack(v)
     cdef bint no_grad_needed = any_var and all_const
     if not cdz_backprop_off:
+        if op:
+            if (outs is None and type(out._data) is _F64 and not simple
+                    and not cdz_anomaly):
+                _fuse(out, op, x0, x1)
+                out.generation = <int>(gen + 1)
+                out._needs_no_grad = no_grad_needed
+                return out
+            f = _new_op(op)
         f.generation = <int>gen
         if inputs is None:
             f._set_inputs12(n, x0, x1)

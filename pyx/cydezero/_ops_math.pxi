@@ -22,7 +22,7 @@ cdef class Add(_Builtin):
 
 def add(x0, x1):
     """x0 + x1, broadcasting as NumPy does; each gradient is summed back to its input's shape."""
-    return _apply2(Add.__new__(Add), x0, x1)
+    return _op2(_OP_ADD, x0, x1)
 
 
 cdef class Sub(_Builtin):
@@ -44,12 +44,12 @@ cdef class Sub(_Builtin):
 
 def sub(x0, x1):
     """x0 - x1, broadcasting as NumPy does."""
-    return _apply2(Sub.__new__(Sub), x0, x1)
+    return _op2(_OP_SUB, x0, x1)
 
 
 def rsub(x0, x1):
     """x1 - x0 (the reflected form: ``x0`` is the Variable on the right)."""
-    return _apply2(Sub.__new__(Sub), x1, x0)
+    return _op2(_OP_SUB, x1, x0)
 
 
 cdef class Mul(_Builtin):
@@ -73,7 +73,7 @@ cdef class Mul(_Builtin):
 
 def mul(x0, x1):
     """x0 * x1 elementwise, broadcasting as NumPy does."""
-    return _apply2(Mul.__new__(Mul), x0, x1)
+    return _op2(_OP_MUL, x0, x1)
 
 
 cdef class Div(_Builtin):
@@ -111,12 +111,12 @@ cdef class Div(_Builtin):
 
 def div(x0, x1):
     """x0 / x1 elementwise, broadcasting as NumPy does."""
-    return _apply2(Div.__new__(Div), x0, x1)
+    return _op2(_OP_DIV, x0, x1)
 
 
 def rdiv(x0, x1):
     """x1 / x0 (the reflected form: ``x0`` is the Variable on the right)."""
-    return _apply2(Div.__new__(Div), x1, x0)
+    return _op2(_OP_DIV, x1, x0)
 
 
 cdef class Neg(_Builtin):
@@ -133,7 +133,7 @@ cdef class Neg(_Builtin):
 
 def neg(x):
     """-x."""
-    return _apply1(Neg.__new__(Neg), x)
+    return _op1(_OP_NEG, x)
 
 
 cdef class Pow(_Builtin):
@@ -197,7 +197,7 @@ cdef class Sin(_Builtin):
 
 def sin(x):
     """Elementwise sin(x)."""
-    return _apply1(Sin.__new__(Sin), x)
+    return _op1(_OP_SIN, x)
 
 
 cdef class Cos(_Builtin):
@@ -215,7 +215,7 @@ cdef class Cos(_Builtin):
 
 def cos(x):
     """Elementwise cos(x)."""
-    return _apply1(Cos.__new__(Cos), x)
+    return _op1(_OP_COS, x)
 
 
 cdef class Tanh(_Builtin):
@@ -233,7 +233,7 @@ cdef class Tanh(_Builtin):
 
 def tanh(x):
     """Elementwise tanh(x)."""
-    return _apply1(Tanh.__new__(Tanh), x)
+    return _op1(_OP_TANH, x)
 
 
 cdef class Exp(_Builtin):
@@ -250,7 +250,7 @@ cdef class Exp(_Builtin):
 
 def exp(x):
     """Elementwise exp(x)."""
-    return _apply1(Exp.__new__(Exp), x)
+    return _op1(_OP_EXP, x)
 
 
 cdef class Log(_Builtin):
@@ -267,4 +267,7 @@ cdef class Log(_Builtin):
 
 def log(x):
     """Elementwise natural logarithm of x."""
-    return _apply1(Log.__new__(Log), x)
+    return _op1(_OP_LOG, x)
+
+
+_init_fused([Add, Sub, Mul, Div, Neg, Sin, Cos, Tanh, Exp, Log])

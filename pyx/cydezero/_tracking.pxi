@@ -25,7 +25,8 @@
 # subclasses are tracked as always.
 #
 # A walk stops at a Variable whose graph it already showed: a tracked one
-# that is a leaf or whose creator was walked. A built-in operation's
+# that is a leaf, has its operation fused in (walked with it) or whose
+# creator was walked. A built-in operation's
 # Function is tracked only by a walk (or before it is recorded, when it has
 # no inputs), so tracked means walked; a Python Function is tracked from
 # birth, so the ones walked are kept in _walked_py. Every edge that appears
@@ -102,6 +103,12 @@ cdef void _track_graph(object root) except *:
                     _push(&st, <PyObject*>v.grad)
                 if v._creator is not None:
                     _push(&st, <PyObject*>v._creator)
+                elif _is_fused(v):
+                    # Its operation is walked with it (see _fused.pxi).
+                    if _is_variable(<PyObject*>v._fin0):
+                        _push(&st, <PyObject*>v._fin0)
+                    if _is_variable(<PyObject*>v._fin1):
+                        _push(&st, <PyObject*>v._fin1)
             elif _is_function(p):
                 f = <Function>p
                 if forced:

@@ -146,17 +146,22 @@ cdef class Variable:
     @property
     def creator(self):
         """The Function whose output this is; None for a leaf."""
-        return self._creator
+        return _creator_of(self)
 
     @creator.setter
     def creator(self, Function func):
+        if _is_fused(self):
+            _unfuse(self)
+            if func is None:
+                self._op = _OP_CUT
+                return
         if func is self._creator:
             return      # DeZero: setting the same creator again changes nothing
         if self._creator is not None:
             self._creator._unlink(<PyObject*>self)
-            self._cut = func is None
+            self._op = _OP_CUT if func is None else 0
         elif func is not None:
-            self._cut = False
+            self._op = 0
         self._creator = func
         if func is not None:        # func may reach back here
             _track_graph(self)
@@ -181,8 +186,8 @@ cdef class Variable:
     def __reduce__(self):
         d = getattr(self, '__dict__', None)
         return (_new_of_type, (type(self),),
-                (_vd(self), self.name, self.grad, self._creator, self.generation,
-                 bool(self._needs_no_grad), bool(self._cut), d or None))
+                (_vd(self), self.name, self.grad, _creator_of(self), self.generation,
+                 bool(self._needs_no_grad), self._op == _OP_CUT, d or None))
 
     def __setstate__(self, state):
         if type(state) is not tuple or len(state) != 8:
@@ -195,6 +200,8 @@ cdef class Variable:
         self._data = data
         self.name = name
         self.grad = grad
+        if _is_fused(self):
+            _unfuse(self)
         # A copy refers to the same creator but is not one of its outputs;
         # a live output given another state leaves its old creator's slot.
         if self._creator is not None and self._creator is not creator:
@@ -202,27 +209,20 @@ cdef class Variable:
         self._creator = creator
         self.generation = generation
         self._needs_no_grad = bool(const)
-        self._cut = bool(cut)
+        self._op = _OP_CUT if cut else 0
         if d:
             self.__dict__.update(d)
 
     def unchain_backward(self):
         """Cut every link behind this variable (iteratively: graphs are deep)."""
-        cdef Function f
         cdef Variable v
-        cdef Py_ssize_t i
-        if self._creator is None:
-            return
-        stack = [self._creator]
+        stack = [_inputs_of(self)]
         while stack:
-            f = stack.pop()
-            for i in range(f._nin):
-                x = f._inp(i)
-                if isinstance(x, Variable):
+            for x in stack.pop():
+                if isinstance(x, Variable) and not _is_leaf(<Variable>x):
                     v = <Variable>x
-                    if v._creator is not None:
-                        stack.append(v._creator)
-                        v.creator = None
+                    stack.append(_inputs_of(v))     # before the cut drops them
+                    v.creator = None
 
     def backward(self, retain_grad=False, create_graph=False):
         """Differentiate every function behind this variable.
@@ -283,39 +283,39 @@ cdef class Variable:
 
     def __add__(self, other):
         """self + other, recorded as an ``Add``."""
-        return _apply2(Add.__new__(Add), self, other)
+        return _op2(_OP_ADD, self, other)
 
     def __radd__(self, other):
         """other + self, recorded as an ``Add``."""
-        return _apply2(Add.__new__(Add), self, other)
+        return _op2(_OP_ADD, self, other)
 
     def __sub__(self, other):
         """self - other, recorded as a ``Sub``."""
-        return _apply2(Sub.__new__(Sub), self, other)
+        return _op2(_OP_SUB, self, other)
 
     def __rsub__(self, other):
         """other - self, recorded as a ``Sub``."""
-        return _apply2(Sub.__new__(Sub), other, self)
+        return _op2(_OP_SUB, other, self)
 
     def __mul__(self, other):
         """self * other, recorded as a ``Mul``."""
-        return _apply2(Mul.__new__(Mul), self, other)
+        return _op2(_OP_MUL, self, other)
 
     def __rmul__(self, other):
         """other * self, recorded as a ``Mul``."""
-        return _apply2(Mul.__new__(Mul), self, other)
+        return _op2(_OP_MUL, self, other)
 
     def __truediv__(self, other):
         """self / other, recorded as a ``Div``."""
-        return _apply2(Div.__new__(Div), self, other)
+        return _op2(_OP_DIV, self, other)
 
     def __rtruediv__(self, other):
         """other / self, recorded as a ``Div``."""
-        return _apply2(Div.__new__(Div), other, self)
+        return _op2(_OP_DIV, other, self)
 
     def __neg__(self):
         """-self, recorded as a ``Neg``."""
-        return _apply1(Neg.__new__(Neg), self)
+        return _op1(_OP_NEG, self)
 
     def __pow__(self, c, mod):
         """self ** c for a constant ``c``, recorded as a ``Pow``."""
@@ -400,3 +400,31 @@ cdef void _use_member_descriptors() except *:
 
 
 _use_member_descriptors()
+
+
+# A Variable has no tp_clear of Cython's (no_gc_clear): clearing _creator
+# before __dealloc__ would leave a dangling output pointer in a creator that
+# survives. But a cycle can now run through Variables alone (a fused
+# Variable holds its inputs, and .grad, .name can close the loop), and the
+# cycle collector frees a cycle only by clearing a member of it. This
+# tp_clear drops what can close such a cycle and nothing the engine's
+# invariants rest on: the fused inputs (the Variable becomes a leaf), .grad
+# and .name, all states user code can make too.
+cdef int _variable_clear(object o) except -1:
+    cdef Variable v = <Variable>o
+    # Held until v is consistent: releasing them may run Python code.
+    held = (v._fin0, v._fin1, v.grad, v.name)
+    if _is_fused(v):
+        v._op = 0
+    v._fin0 = v._fin1 = None
+    v.grad = v.name = None
+    return 0
+
+
+cdef void _use_variable_clear() except *:
+    for t in (Variable, Parameter):
+        (<PyTypeObject*>t).tp_clear = _variable_clear
+        PyType_Modified(<PyTypeObject*>t)
+
+
+_use_variable_clear()

@@ -1,0 +1,169 @@
+# Scalar operations fused into their output: one object per node.
+# Part of the _core module (included by _core.pyx).
+#
+# A node of a scalar graph was three objects: the Variable, the Function
+# that made it, and the value (an _F64). For the operations that need
+# nothing but their inputs (+ - * /, neg, sin, cos, tanh, exp, log), _apply
+# records the operation in the Variable it makes instead, when the result is
+# an _F64: _op says which operation, _fin0 and _fin1 hold its inputs, and no
+# Function is made (_fuse). Everything else still sees a Function:
+# - y.creator makes it on first read (_creator_of), links y as its output,
+#   and keeps it: from then on y is an ordinary output.
+# - The backward pass runs the operation's own _bw on a Function lent for
+#   that step (_lend, _give_back), so each derivative is written once.
+# Not fused: what detect_anomaly records (it keeps where each Function was
+# made), core_simple's outputs, and calls of a Function object made by
+# the user (Mul()(x, y)), which becomes the creator as in DeZero.
+#
+# The pass schedules a fused Variable itself on the first gradient it gets
+# (its _pass says it got one), where it would schedule a creator.
+
+from cpython.object cimport PyObject, PyTypeObject
+
+cdef enum:
+    _OP_ADD = 1
+    _OP_SUB = 2
+    _OP_MUL = 3
+    _OP_DIV = 4
+    _OP_NEG = 5
+    _OP_SIN = 6
+    _OP_COS = 7
+    _OP_TANH = 8
+    _OP_EXP = 9
+    _OP_LOG = 10
+    _OP_COUNT = 11      # the fused operations are 1 .. _OP_COUNT - 1
+    _OP_CUT = 255       # not fused: see Variable._op
+
+# Per operation, filled once the classes exist (_init_fused): its class; an
+# instance whose _fwd2 computes the forward (never recorded: _apply records
+# a new one, or fuses); and one instance kept for _lend. The module keeps
+# them alive (_fused_keep).
+cdef PyObject* _fused_type[_OP_COUNT]
+cdef PyObject* _fused_proto[_OP_COUNT]
+cdef PyObject* _fused_spare[_OP_COUNT]
+cdef list _fused_keep = []
+cdef tuple _NO_ARGS = ()
+
+
+cdef void _init_fused(list types) except *:
+    """types: the class of each fused operation, in the order of _OP_*."""
+    cdef int op
+    for op in range(1, _OP_COUNT):
+        t = types[op - 1]
+        _fused_type[op] = <PyObject*>t
+        _fused_keep.append(t)
+        _fused_proto[op] = NULL
+        _fused_spare[op] = NULL
+        proto = _new_op(op)
+        _untrack(proto)
+        _fused_keep.append(proto)
+        _fused_proto[op] = <PyObject*>proto
+
+
+cdef inline bint _is_fused(Variable v) noexcept:
+    return 0 < v._op < _OP_COUNT
+
+
+cdef inline bint _is_leaf(Variable v) noexcept:
+    """Made by no operation: no creator, none fused in."""
+    return v._creator is None and not _is_fused(v)
+
+
+cdef inline Py_ssize_t _fused_arity(int op) noexcept:
+    return 2 if op <= _OP_DIV else 1
+
+
+cdef inline object _op1(int op, object x):
+    """A fused operation of one input, applied (see _apply_n)."""
+    return _apply_n(<Function>_fused_proto[op], None, 1, x, None, op)
+
+
+cdef inline object _op2(int op, object x0, object x1):
+    """A fused operation of two inputs, applied (see _apply_n)."""
+    return _apply_n(<Function>_fused_proto[op], None, 2, x0, x1, op)
+
+
+cdef inline Function _new_op(int op):
+    """A new Function of operation op (Add.__new__(Add) for _OP_ADD)."""
+    cdef PyTypeObject* t = <PyTypeObject*>_fused_type[op]
+    return <Function>t.tp_new(<type>t, <PyObject*>_NO_ARGS, NULL)
+
+
+cdef inline void _fuse(Variable y, int op, object x0, object x1):
+    y._fin0 = x0
+    y._fin1 = x1
+    y._op = <unsigned char>op
+
+
+cdef void _unfuse(Variable v):
+    """v keeps no fused operation (it becomes a leaf)."""
+    a, b = v._fin0, v._fin1      # released once v is consistent
+    v._op = 0
+    v._fin0 = v._fin1 = None
+
+
+cdef Function _creator_of(Variable v):
+    """v's creator. A fused v gets it now, for good: a Function of its
+    operation, with its inputs, whose output it is."""
+    if not _is_fused(v):
+        return v._creator
+    cdef Function f = _new_op(v._op)
+    f._set_inputs12(_fused_arity(v._op), v._fin0, v._fin1)
+    f.generation = v.generation - 1
+    # Scheduled by the pass that gave v a gradient (see _backward).
+    f._mark = v._pass
+    f._link1(v)
+    v._creator = f
+    _unfuse(v)
+    if not _gc_is_tracked(v):
+        _untrack(f)     # tracked means walked: see _tracking.pxi
+    return f
+
+
+cdef Function _lend(Variable y):
+    """A Function of y's fused operation, with y's inputs and y as its
+    output, for one step of the backward pass; _give_back takes it back."""
+    cdef int op = y._op
+    cdef Function f
+    cdef PyObject* p = _fused_spare[op]
+    if p != NULL:
+        _fused_spare[op] = NULL
+        f = <Function>p
+        Py_DECREF(f)        # the slot's reference; f holds its own
+    else:
+        f = _new_op(op)
+        _untrack(f)
+    f._set_inputs12(_fused_arity(op), y._fin0, y._fin1)
+    f.generation = y.generation - 1
+    f._link1(y)
+    return f
+
+
+cdef void _give_back(Function f) noexcept:
+    """Empty a lent Function (it must not point at the step's output or
+    inputs past the step), and keep it for the next step if the caller's
+    reference is the only one (nothing else has seen it)."""
+    cdef int op
+    f._free_outs()
+    f._nin = -1
+    a, b = f._in0, f._in1        # released once f is consistent
+    f._in0 = f._in1 = None
+    f._more = f._shown = None
+    if _refcnt(<PyObject*>f) != 1:
+        return
+    for op in range(1, _OP_COUNT):
+        if Py_TYPE(f) == <PyTypeObject*>_fused_type[op]:
+            if _fused_spare[op] == NULL:
+                Py_INCREF(f)
+                _fused_spare[op] = <PyObject*>f
+            return
+
+
+cdef tuple _inputs_of(Variable v):
+    """The inputs of what made v (its fused operation or its creator); ()
+    for a leaf."""
+    if _is_fused(v):
+        return (v._fin0,) if _fused_arity(v._op) == 1 else (v._fin0, v._fin1)
+    if v._creator is not None:
+        return v._creator._input_tuple()
+    return ()
