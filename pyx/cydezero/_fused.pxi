@@ -167,3 +167,9 @@ cdef tuple _inputs_of(Variable v):
     if v._creator is not None:
         return v._creator._input_tuple()
     return ()
+
+
+def _fused_op_name(Variable v):
+    """The class name of the operation fused into v, or None (for tests:
+    reading v.creator would make the Function)."""
+    return (<type>_fused_type[v._op]).__name__ if _is_fused(v) else None
