@@ -16,7 +16,7 @@ from hostile_runner import run
 
 import cydezero
 import cydezero.functions as F
-from cydezero import Function, Parameter, Variable
+from cydezero import Function, Variable
 from cydezero import _core as C
 from cydezero import core_simple
 
@@ -164,7 +164,7 @@ def test_a_creator_made_while_its_variable_waits_in_the_pass_runs_once(dezero):
         y = b * c + a
         if V is Variable:
             for v in (b, c):
-                v.register_hook(lambda g: [a.creator, None][1])
+                v.register_hook(lambda g, a=a: [a.creator, None][1])
         y.backward()
         got.append(bits(x.grad.data))
     assert got[0] == got[1]
