@@ -531,25 +531,33 @@ cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
     """Store the pass's gradients in .grad, all or none: every new value is
     made first (which may fail), then all are stored (which cannot), and
     the old values are released last, after every .grad is in place (their
-    release may run Python code)."""
-    cdef Py_ssize_t i, n = len(touched)
+    release may run Python code). A variable whose .grad does not change
+    (an intermediate one without a gradient, the usual case) costs a look."""
+    cdef Py_ssize_t i, n
     cdef Variable x
-    cdef list new = [None] * n
+    cdef list changed = []      # the variables whose .grad changes
+    cdef list new = []          # and what it becomes
+    for x_obj in touched:
+        x = <Variable>x_obj
+        if _is_leaf(x) or retain:
+            if _pass_acc(x, epoch) is not None:
+                changed.append(x)
+                new.append(_commit_grad(x._acc, graph))
+        elif x.grad is not None:
+            # DeZero frees an intermediate gradient once it is consumed.
+            changed.append(x)
+            new.append(None)
+    n = len(changed)
     cdef list old = [None] * n
     for i in range(n):
-        x = <Variable>touched[i]
-        if _is_leaf(x) or retain:
-            new[i] = (_commit_grad(x._acc, graph) if _pass_acc(x, epoch) is not None
-                      else x.grad)
-    for i in range(n):
-        x = <Variable>touched[i]
+        x = <Variable>changed[i]
         old[i] = x.grad
         x.grad = new[i]
     if graph:
         # A gradient that carries a graph can reach back to its variable.
         for i in range(n):
             if isinstance(new[i], Variable):
-                _track_graph(touched[i])
+                _track_graph(changed[i])
                 _track_graph(new[i])
     del old
 

@@ -442,11 +442,12 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
     cdef bint native = _is_native(f)
     cdef bint simple = not native and _is_simple(f)
     # A built-in of one or two inputs takes their data as arguments (_fwd2).
-    cdef int arity = f._arity() if native else -1
+    # (A fused operation's arity is known, and its callers pass that many.)
+    cdef int arity = (_fused_arity(op) if op else f._arity()) if native else -1
     cdef bint by_args = 0 <= arity <= 2 and n <= 2
     # Such a built-in may take an _F64 value as it is; everything else gets
     # arrays.
-    cdef bint raw = by_args and f._f64_aware()
+    cdef bint raw = by_args and (op != 0 or f._f64_aware())
     # Called before: recording again can close a cycle (its new inputs may
     # reach its earlier outputs), so nothing is hidden from the collector.
     cdef bint reused = f._nin >= 0
@@ -457,7 +458,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
     cdef object d0 = None, d1 = None
     if _pool_doomed:
         _pool_sweep()
-    if native:
+    if native and not op:
         _check_arity(f, n)
     if inputs is None and not by_args:
         inputs = _pack(n, x0, x1)
