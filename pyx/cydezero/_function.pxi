@@ -533,11 +533,8 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
     cdef bint no_grad_needed = any_var and all_const
     if not cdz_backprop_off:
         if op:
-            if (outs is None and type(out._data) is _F64 and not simple
-                    and not cdz_anomaly):
-                _fuse(out, op, x0, x1)
-                out.generation = <int>(gen + 1)
-                out._needs_no_grad = no_grad_needed
+            if outs is None and not simple and not cdz_anomaly:
+                _record_op(out, op, n, x0, x1, <int>gen, no_grad_needed)
                 return out
             f = _new_op(op)
         f.generation = <int>gen

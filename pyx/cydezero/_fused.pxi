@@ -74,13 +74,85 @@ cdef inline Py_ssize_t _fused_arity(int op) noexcept:
 
 
 cdef inline object _op1(int op, object x):
-    """A fused operation of one input, applied (see _apply_n)."""
+    """A fused operation of one input, applied."""
+    if _scalar_in(x) and _plain_config():
+        return _apply_scalar(op, 1, x, None)
     return _apply_n(<Function>_fused_proto[op], None, 1, x, None, op)
 
 
 cdef inline object _op2(int op, object x0, object x1):
-    """A fused operation of two inputs, applied (see _apply_n)."""
+    """A fused operation of two inputs, applied."""
+    if _scalar_in(x0) and _scalar_in(x1) and _plain_config():
+        return _apply_scalar(op, 2, x0, x1)
     return _apply_n(<Function>_fused_proto[op], None, 2, x0, x1, op)
+
+
+cdef inline bint _scalar_in(object x) noexcept:
+    """x is what _apply_scalar takes: a Variable holding an _F64 (not a
+    subclass: core_simple's and users' go through _apply_n) or a float."""
+    return ((type(x) is Variable and type((<Variable>x)._data) is _F64)
+            or type(x) is float)
+
+
+cdef inline bint _plain_config() noexcept:
+    """Recording on, nothing to profile or to record for anomaly mode."""
+    return not (cdz_backprop_off or cdz_anomaly or cdz_profile)
+
+
+cdef object _apply_scalar(int op, Py_ssize_t n, object x0, object x1):
+    """_apply_n for the usual call of a fused operation, on what _scalar_in
+    takes with _plain_config: the same result and record, without the
+    checks that cannot fail here."""
+    cdef Variable v
+    cdef Py_ssize_t gen = 0
+    cdef bint any_var = False, all_const = True
+    cdef Function proto = <Function>_fused_proto[op]
+    d0 = x0
+    d1 = x1
+    if type(x0) is Variable:
+        v = <Variable>x0
+        d0 = v._data
+        gen = v.generation
+        any_var = True
+        all_const = v._needs_no_grad
+    if type(x1) is Variable:
+        v = <Variable>x1
+        d1 = v._data
+        if v.generation > gen:
+            gen = v.generation
+        any_var = True
+        all_const = all_const and v._needs_no_grad
+    if gen >= _MAX_GENERATION:
+        return _apply_n(proto, None, n, x0, x1, op)     # which raises
+    if _pool_doomed:
+        _pool_sweep()
+    try:
+        y = proto._fwd2(d0, d1)
+    except (ValueError, TypeError, IndexError) as e:
+        raise _forward_error(proto, _pack(n, x0, x1), e) from e
+    cdef Variable out = _new_var(_check_output(y, proto))
+    _untrack(out)
+    _record_op(out, op, n, x0, x1, <int>gen, any_var and all_const)
+    return out
+
+
+cdef inline void _record_op(Variable out, int op, Py_ssize_t n, object x0, object x1,
+                            int gen, bint no_grad_needed):
+    """Record operation op as the maker of out, which it computed from x0
+    (and x1): fused into out when out holds an _F64, else by a new Function
+    (hidden from the cycle collector, as _apply_n does)."""
+    cdef Function f
+    if type(out._data) is _F64:
+        _fuse(out, op, x0, x1)
+    else:
+        f = _new_op(op)
+        f.generation = gen
+        f._set_inputs12(n, x0, x1)
+        f._link1(out)
+        out._creator = f
+        _untrack(f)
+    out.generation = gen + 1
+    out._needs_no_grad = no_grad_needed
 
 
 cdef inline Function _new_op(int op):
