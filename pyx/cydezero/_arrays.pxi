@@ -147,6 +147,8 @@ cdef inline bint _same_shape(object a, object b):
     cdef Py_ssize_t i, nd, nb
     cdef cnp.npy_intp* da
     cdef cnp.npy_intp* db
+    if type(a) is _F64 and type(b) is _F64:
+        return True     # the usual case on scalar graphs: two numbers
     if isinstance(a, Variable):
         a = (<Variable>a)._data
     if isinstance(b, Variable):

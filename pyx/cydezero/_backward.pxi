@@ -349,6 +349,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef Function f, lent = None
     cdef Variable x, y
     cdef size_t prior
+    cdef int lent_op = 0
     cdef Py_ssize_t i, n
     cdef list touched = []
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
@@ -388,6 +389,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             if isinstance(node, Function):
                 f = <Function>node
             elif _is_fused(<Variable>node):
+                lent_op = (<Variable>node)._op
                 f = lent = _lend(<Variable>node)
             else:
                 # Its creator was made (y.creator was read) since it was
@@ -478,7 +480,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                         _release_acc(<Variable>y_obj, epoch)
             if lent is not None:
                 f = None
-                _give_back(lent)
+                _give_back(lent, lent_op)
                 lent = None
 
         # Finish: leaves' hooks, then the results, all or nothing.
@@ -491,7 +493,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     finally:
         if lent is not None:
             f = None
-            _give_back(lent)
+            _give_back(lent, lent_op)
             lent = None
         cdz_backprop_off = saved
         for x_obj in touched:

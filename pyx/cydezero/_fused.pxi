@@ -211,24 +211,20 @@ cdef Function _lend(Variable y):
     return f
 
 
-cdef void _give_back(Function f) noexcept:
-    """Empty a lent Function (it must not point at the step's output or
-    inputs past the step), and keep it for the next step if the caller's
-    reference is the only one (nothing else has seen it)."""
-    cdef int op
+cdef void _give_back(Function f, int op) noexcept:
+    """Empty f, lent for operation op (it must not point at the step's
+    output or inputs past the step), and keep it for the next step if the
+    caller's reference is the only one (nothing else has seen it)."""
     f._free_outs()
     f._nin = -1
     a, b = f._in0, f._in1        # released once f is consistent
     f._in0 = f._in1 = None
-    f._more = f._shown = None
-    if _refcnt(<PyObject*>f) != 1:
-        return
-    for op in range(1, _OP_COUNT):
-        if Py_TYPE(f) == <PyTypeObject*>_fused_type[op]:
-            if _fused_spare[op] == NULL:
-                Py_INCREF(f)
-                _fused_spare[op] = <PyObject*>f
-            return
+    if f._more is not None or f._shown is not None:
+        f._more = f._shown = None
+    if (_refcnt(<PyObject*>f) == 1 and _fused_spare[op] == NULL
+            and Py_TYPE(f) == <PyTypeObject*>_fused_type[op]):
+        Py_INCREF(f)
+        _fused_spare[op] = <PyObject*>f
 
 
 cdef tuple _inputs_of(Variable v):
