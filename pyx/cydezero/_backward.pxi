@@ -329,6 +329,36 @@ cdef tuple _live_outputs(Function f):
     return ys
 
 
+cdef inline void _run_output_hooks(Variable y, bint graph, size_t epoch) except *:
+    """y's hooks, on its gradient in this pass, now complete (its creator
+    is up); what they return replaces it."""
+    acc = _own_acc(y, epoch)
+    if acc is not None:
+        y._acc = _run_hooks(y, acc, graph)
+
+
+cdef inline bint _pass_on(_FuncHeap heap, object x_obj, object gx, bint graph, list touched,
+                          bint functional, size_t epoch) except -1:
+    """Add gx, a gradient for input x_obj, into x_obj's gradient, and
+    schedule what made x_obj. Returns whether x_obj is a Variable cut by
+    unchain() (for grad()'s error). Nothing for a gradient of None, a raw
+    constant or a variable that needs none."""
+    cdef Variable x
+    cdef size_t prior
+    if gx is None or not isinstance(x_obj, Variable):
+        return False
+    x = <Variable>x_obj
+    if x._needs_no_grad:
+        return False
+    if not graph:
+        gx = _as_arr(gx)
+    # A hooked leaf's hooks see this pass's gradient alone; the earlier
+    # .grad is added after them, at commit.
+    prior = x._pass
+    _accumulate(x, gx, graph, touched, not functional and not x._hooked, epoch)
+    return _schedule_maker(heap, x, prior, epoch)
+
+
 cdef inline object _take_gy(object y, size_t epoch):
     """Output y's gradient for its creator's backward (None for a dead
     output). Handed on: a backward may pass it through as an input's
@@ -388,6 +418,26 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             node = heap.pop()
             if isinstance(node, Function):
                 f = <Function>node
+            elif _is_fused(<Variable>node) and not (cdz_profile or cdz_anomaly):
+                # An operation fused into y: the same steps as below, for
+                # one output and the inputs y holds (kept for the step).
+                y = <Variable>node
+                in0, in1 = y._fin0, y._fin1
+                lent_op = y._op
+                if y._hooked:
+                    _run_output_hooks(y, graph, epoch)
+                gy1 = _take_gy(y, epoch)
+                gxs = _fused_bw(lent_op, gy1, y, in0, in1, graph)
+                if _pass_on(heap, in0, gxs[0], graph, touched, functional, epoch):
+                    cut = <Variable>in0
+                if (len(gxs) > 1
+                        and _pass_on(heap, in1, gxs[1], graph, touched, functional, epoch)):
+                    cut = <Variable>in1
+                if not retain:
+                    gy1 = gxs = None
+                    if keep is None or id(y) not in keep:
+                        _release_acc(y, epoch)
+                continue
             elif _is_fused(<Variable>node):
                 lent_op = (<Variable>node)._op
                 f = lent = _lend(<Variable>node)
@@ -414,10 +464,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             for i in range(n):
                 y_obj = y1 if ys is None else ys[i]
                 if y_obj is not None and (<Variable>y_obj)._hooked:
-                    y = <Variable>y_obj
-                    acc = _own_acc(y, epoch)
-                    if acc is not None:
-                        y._acc = _run_hooks(y, acc, graph)
+                    _run_output_hooks(<Variable>y_obj, graph, epoch)
             # Each output's gradient: gy1 for a single output, else gys.
             gy1 = _take_gy(y1, epoch) if ys is None else None
             gys = None
@@ -456,19 +503,8 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 gx = gxs[i]
                 x_obj = f._inp(i)
                 i += 1
-                if gx is None or not isinstance(x_obj, Variable):
-                    continue
-                x = <Variable>x_obj
-                if x._needs_no_grad:
-                    continue
-                if not graph:
-                    gx = _as_arr(gx)
-                # A hooked leaf's hooks see this pass's gradient alone; the
-                # earlier .grad is added after them, at commit.
-                prior = x._pass
-                _accumulate(x, gx, graph, touched, not functional and not x._hooked, epoch)
-                if _schedule_maker(heap, x, prior, epoch):
-                    cut = x
+                if _pass_on(heap, x_obj, gx, graph, touched, functional, epoch):
+                    cut = <Variable>x_obj
             if not retain:
                 # Outputs' gradients are consumed: free them now, not at the
                 # end (the loop's own references first, so that they may

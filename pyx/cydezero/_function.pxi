@@ -263,10 +263,7 @@ cdef class Function:
     cdef object _xr(self, Py_ssize_t i, bint graph):
         """_x for an operation whose _f64_aware is True: an _F64 value is
         given as it is."""
-        x = self._inp(i)
-        if graph or not isinstance(x, Variable):
-            return x
-        return (<Variable>x)._data
+        return _raw(self._inp(i), graph)
 
     @cython.final
     cdef bint _needs(self, Py_ssize_t i):
@@ -340,6 +337,15 @@ cdef inline PyObject* _input_ptr(Function f, Py_ssize_t i) noexcept:
     if f._more is not None and 2 <= i < 2 + len(f._more):
         return PyTuple_GET_ITEM(f._more, i - 2)
     return NULL
+
+
+cdef inline object _raw(object x, bint graph):
+    """Input x (a Variable or a raw constant) as an operation whose
+    _f64_aware is True reads it: a Variable under graph, else its data as
+    it is (an _F64 value too)."""
+    if graph or not isinstance(x, Variable):
+        return x
+    return (<Variable>x)._data
 
 
 cdef inline tuple _pack(Py_ssize_t n, object x0, object x1):

@@ -9,8 +9,11 @@
 # Function is made (_fuse). Everything else still sees a Function:
 # - y.creator makes it on first read (_creator_of), links y as its output,
 #   and keeps it: from then on y is an ordinary output.
-# - The backward pass runs the operation's own _bw on a Function lent for
-#   that step (_lend, _give_back), so each derivative is written once.
+# - The backward pass runs the operation's own backward on the inputs the
+#   Variable holds (_fused_bw: the same function its Function's _bw
+#   calls), so each derivative is written once. Under profile() and
+#   detect_anomaly, which report per Function, it runs the _bw of a
+#   Function lent for that step instead (_lend, _give_back).
 # Not fused: what detect_anomaly records (it keeps where each Function was
 # made), core_simple's outputs, and calls of a Function object made by
 # the user (Mul()(x, y)), which becomes the creator as in DeZero.
@@ -225,6 +228,31 @@ cdef void _give_back(Function f, int op) noexcept:
             and Py_TYPE(f) == <PyTypeObject*>_fused_type[op]):
         Py_INCREF(f)
         _fused_spare[op] = <PyObject*>f
+
+
+cdef tuple _fused_bw(int op, object gy, Variable y, object in0, object in1, bint graph):
+    """The gradients of the inputs in0 (and in1) of operation op fused
+    into y, from y's gradient gy: the operation's own backward, as its
+    Function's _bw runs it."""
+    if op == _OP_ADD:
+        return _add_bw(gy, in0, in1, graph)
+    if op == _OP_SUB:
+        return _sub_bw(gy, in0, in1, graph)
+    if op == _OP_MUL:
+        return _mul_bw(gy, in0, in1, graph)
+    if op == _OP_DIV:
+        return _div_bw(gy, in0, in1, graph)
+    if op == _OP_NEG:
+        return _neg_bw(gy, graph)
+    if op == _OP_SIN:
+        return _sin_bw(gy, in0, graph)
+    if op == _OP_COS:
+        return _cos_bw(gy, in0, graph)
+    if op == _OP_TANH:
+        return _tanh_bw(gy, _raw(y, graph), graph)
+    if op == _OP_EXP:
+        return _exp_bw(gy, _raw(y, graph), graph)
+    return _log_bw(gy, in0, graph)
 
 
 cdef tuple _inputs_of(Variable v):
