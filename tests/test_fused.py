@@ -425,3 +425,34 @@ def test_a_deep_fused_chain_on_a_cycle_is_collected():
         gc.collect()
         print('freed', r() is None)
     ''', 'freed True')
+
+
+def test_a_creator_made_while_the_first_gradient_is_added_still_runs():
+    # Adding a's first gradient of the pass runs Python code (an array
+    # subclass's __array_ufunc__) that makes a's Function: a must still run
+    # (the pass decides from what a was before the gradient was added).
+    def run(read):
+        x = Variable(np.array(0.7))
+        a = x * 2.0
+        y = F.sin(a) * 3.0
+        y.backward(retain_grad=True)     # a keeps a .grad: the next pass adds to it
+        x.cleargrad()
+        y.cleargrad()
+        adds = []
+
+        class Spy(np.ndarray):
+            def __array_ufunc__(self, ufunc, method, *inputs, **kw):
+                if ufunc is np.add:
+                    adds.append(1)
+                    if read and len(adds) == 2:     # the add into a
+                        assert C._fused_op_name(a) == 'Mul'
+                        a.creator       # noqa: B018
+                args = [np.asarray(i) if isinstance(i, Spy) else i for i in inputs]
+                return np.asarray(getattr(ufunc, method)(*args, **kw)).view(Spy)
+        y.grad = Variable(np.array(1.0, dtype=np.float32).view(Spy))
+        y.backward()
+        assert len(adds) >= 2
+        return float(x.grad.data)
+    # The retained .grad of sin(a) (3) and of a (3 cos 1.4) are added to:
+    # dx = 2 * (3 cos 1.4 + cos 1.4 * (3 + 3)).
+    assert run(True) == run(False) == pytest.approx(18.0 * np.cos(1.4))

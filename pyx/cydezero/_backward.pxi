@@ -197,20 +197,25 @@ cdef inline void _schedule(_FuncHeap heap, Function c, size_t epoch) except *:
     heap.push(<PyObject*>c, c.generation)
 
 
-cdef inline bint _schedule_maker(_FuncHeap heap, Variable x, size_t prior, size_t epoch) except -1:
-    """Schedule what made x, which has just been given a gradient (before
-    which its _pass was prior): its creator, or x itself if an operation is
-    fused into it and this is its first gradient of the pass, as _schedule
-    does. Returns whether x was cut by unchain()."""
-    if x._creator is not None:
-        _schedule(heap, x._creator, epoch)
-    elif _is_fused(x):
+cdef inline bint _schedule_maker(_FuncHeap heap, Variable x, size_t prior, int fused,
+                                 size_t epoch) except -1:
+    """Schedule what made x, which has just been given a gradient: its
+    creator, or x itself if an operation was fused into it and this is its
+    first gradient of the pass, as _schedule does. prior and fused are x's
+    _pass and _is_fused before the gradient was added: adding it can run
+    Python code that makes x's creator (with the mark of x's _pass, now
+    this pass's), which must not stop x from running. Returns whether x
+    was cut by unchain()."""
+    if fused:
         if prior == epoch:
             return False
         if prior >= _active_floor and prior != 0 and prior in _active:
             raise _conflict('a {} whose output gradients'
-                            .format((<type>_fused_type[x._op]).__name__))
+                            .format((<type>_fused_type[fused]).__name__))
         heap.push(<PyObject*>x, x.generation - 1)
+        return False
+    if x._creator is not None:
+        _schedule(heap, x._creator, epoch)
     return x._op == _OP_CUT
 
 
@@ -345,6 +350,7 @@ cdef inline bint _pass_on(_FuncHeap heap, object x_obj, object gx, bint graph, l
     constant or a variable that needs none."""
     cdef Variable x
     cdef size_t prior
+    cdef int fused
     if gx is None or not isinstance(x_obj, Variable):
         return False
     x = <Variable>x_obj
@@ -355,8 +361,9 @@ cdef inline bint _pass_on(_FuncHeap heap, object x_obj, object gx, bint graph, l
     # A hooked leaf's hooks see this pass's gradient alone; the earlier
     # .grad is added after them, at commit.
     prior = x._pass
+    fused = x._op if _is_fused(x) else 0
     _accumulate(x, gx, graph, touched, not functional and not x._hooked, epoch)
-    return _schedule_maker(heap, x, prior, epoch)
+    return _schedule_maker(heap, x, prior, fused, epoch)
 
 
 cdef inline object _take_gy(object y, size_t epoch):
@@ -379,7 +386,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef Function f, lent = None
     cdef Variable x, y
     cdef size_t prior
-    cdef int lent_op = 0
+    cdef int lent_op = 0, fused
     cdef Py_ssize_t i, n
     cdef list touched = []
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
@@ -409,8 +416,9 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         for i in range(n):
             x = <Variable>roots[i]
             prior = x._pass
+            fused = x._op if _is_fused(x) else 0
             _accumulate(x, seeds[i], graph, touched, False, epoch)
-            if _schedule_maker(heap, x, prior, epoch):
+            if _schedule_maker(heap, x, prior, fused, epoch):
                 cut = x
 
         # Run.
