@@ -280,6 +280,19 @@ def test_anomaly_mode_in_backward_names_the_fused_operation():
     assert x.grad is None
 
 
+def test_profile_counts_fused_operations_under_their_class():
+    x = Variable(np.array(0.5))
+    y0 = F.cos(x) - x                    # built outside the block
+    with cydezero.profile() as r:
+        y = F.sin(x) * 2.0 + x
+        assert C._fused_op_name(y) == 'Add' and C._fused_op_name(y0) == 'Sub'
+        y.backward()
+        y0.backward()
+    calls = {k: (v['forward_calls'], v['backward_calls']) for k, v in r.stats.items()}
+    assert calls == {'Sin': (1, 1), 'Mul': (1, 1), 'Add': (1, 1), 'Cos': (0, 1), 'Sub': (0, 1)}
+    assert float(x.grad.data) == pytest.approx(2 * np.cos(0.5) + 1 - np.sin(0.5) - 1)
+
+
 def test_copies_of_a_fused_variable_share_its_creator():
     x = Variable(np.array(2.0))
     y = x * 3.0

@@ -53,7 +53,10 @@ cdef inline bint _finite(object g):
     return g.dtype.kind not in 'fc' or bool(np.isfinite(g).all())
 
 
-cdef void _check_anomaly(Function f, tuple gys, tuple gxs) except *:
+cdef void _check_anomaly(type kind, Function f, tuple gys, tuple gxs) except *:
+    """Raise if a backward of a kind Function produced a non-finite
+    gradient; f is that Function, None for an operation fused into its
+    output (which was made outside anomaly mode, so has no site)."""
     cdef Py_ssize_t i
     for i in range(len(gxs)):
         gx = gxs[i]
@@ -62,10 +65,10 @@ cdef void _check_anomaly(Function f, tuple gys, tuple gxs) except *:
         g = _arr((<Variable>gx)._data if isinstance(gx, Variable) else gx)
         what = 'NaN' if np.isnan(g).any() else 'inf'
         upstream = [gy for gy in gys if gy is not None and not _finite(gy)]
-        site = _site_of(f)
+        site = None if f is None else _site_of(f)
         raise FloatingPointError(
             '{name}.backward produced {what} in the gradient of its input {i} (shape {shape}){up}. '
             'This {name} was created at {site}'.format(
-                name=type(f).__name__, what=what, i=i, shape=g.shape,
+                name=kind.__name__, what=what, i=i, shape=g.shape,
                 up=' from an already non-finite incoming gradient' if upstream else '',
                 site=site or 'a place unknown (it was created before detect_anomaly was on)'))

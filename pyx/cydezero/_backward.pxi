@@ -186,12 +186,19 @@ cdef object _conflict(object what):
         .format(what))
 
 
+cdef inline bint _outer_pass(size_t mark) except -1:
+    """Whether mark (a Function's _mark, a fused Variable's _pass) is the
+    epoch of a pass still in progress, an outer one when read by a pass
+    that has checked it is not its own."""
+    return mark >= _active_floor and mark != 0 and mark in _active
+
+
 cdef inline void _schedule(_FuncHeap heap, Function c, size_t epoch) except *:
     """Push c unless this pass already did; a c that an outer pass still in
     progress scheduled is that pass's, and is not taken over."""
     if c._mark == epoch:
         return
-    if c._mark >= _active_floor and c._mark != 0 and c._mark in _active:
+    if _outer_pass(c._mark):
         raise _conflict('a {} whose output gradients'.format(type(c).__name__))
     c._mark = epoch
     heap.push(<PyObject*>c, c.generation)
@@ -209,7 +216,7 @@ cdef inline bint _schedule_maker(_FuncHeap heap, Variable x, size_t prior, int f
     if fused:
         if prior == epoch:
             return False
-        if prior >= _active_floor and prior != 0 and prior in _active:
+        if _outer_pass(prior):
             raise _conflict('a {} whose output gradients'
                             .format((<type>_fused_type[fused]).__name__))
         heap.push(<PyObject*>x, x.generation - 1)
@@ -383,10 +390,10 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     ``.grad`` is read or written and the gradients of ``wanted`` are
     returned (the functional ``grad``)."""
     global cdz_backprop_off
-    cdef Function f, lent = None
+    cdef Function f
     cdef Variable x, y
     cdef size_t prior
-    cdef int lent_op = 0, fused
+    cdef int op, fused
     cdef Py_ssize_t i, n
     cdef list touched = []
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
@@ -426,16 +433,21 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             node = heap.pop()
             if isinstance(node, Function):
                 f = <Function>node
-            elif _is_fused(<Variable>node) and not (cdz_profile or cdz_anomaly):
+            elif _is_fused(<Variable>node):
                 # An operation fused into y: the same steps as below, for
                 # one output and the inputs y holds (kept for the step).
                 y = <Variable>node
                 in0, in1 = y._fin0, y._fin1
-                lent_op = y._op
+                op = y._op
                 if y._hooked:
                     _run_output_hooks(y, graph, epoch)
                 gy1 = _take_gy(y, epoch)
-                gxs = _fused_bw(lent_op, gy1, y, in0, in1, graph)
+                t0 = _profile_clock() if cdz_profile else 0     # 0: not profiling
+                gxs = _fused_bw(op, gy1, y, in0, in1, graph)
+                if t0:
+                    _profile_add(<type>_fused_type[op], 1, _profile_clock() - t0)
+                if cdz_anomaly:
+                    _check_anomaly(<type>_fused_type[op], None, (gy1,), gxs)
                 if _pass_on(heap, in0, gxs[0], graph, touched, functional, epoch):
                     cut = <Variable>in0
                 if (len(gxs) > 1
@@ -446,9 +458,6 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     if keep is None or id(y) not in keep:
                         _release_acc(y, epoch)
                 continue
-            elif _is_fused(<Variable>node):
-                lent_op = (<Variable>node)._op
-                f = lent = _lend(<Variable>node)
             else:
                 # Its creator was made (y.creator was read) since it was
                 # scheduled; it runs here, as nothing scheduled it.
@@ -499,11 +508,11 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 gy1 = _arr(gy1)
             gxs = f._bw(gy1, graph) if native else f._py_bw(gys, graph)
             if cdz_profile:
-                _profile_add(f, 1, _profile_clock() - t0)
+                _profile_add(type(f), 1, _profile_clock() - t0)
             if gxs is None:
                 raise TypeError('{}.backward returned no gradients'.format(type(f).__name__))
             if cdz_anomaly:
-                _check_anomaly(f, gys, gxs)
+                _check_anomaly(type(f), f, gys, gxs)
             # f._nin is read on every step: accumulating runs Python code
             # (array subclasses, Variable arithmetic under create_graph).
             i = 0
@@ -522,10 +531,6 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     y_obj = y1 if ys is None else ys[i]
                     if y_obj is not None and (keep is None or id(y_obj) not in keep):
                         _release_acc(<Variable>y_obj, epoch)
-            if lent is not None:
-                f = None
-                _give_back(lent, lent_op)
-                lent = None
 
         # Finish: leaves' hooks, then the results, all or nothing.
         _run_leaf_hooks(wanted if functional else touched, graph, epoch)
@@ -535,10 +540,6 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         _commit(touched, retain, graph, epoch)
         return None
     finally:
-        if lent is not None:
-            f = None
-            _give_back(lent, lent_op)
-            lent = None
         cdz_backprop_off = saved
         for x_obj in touched:
             _release_acc(<Variable>x_obj, epoch)

@@ -519,7 +519,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
     else:
         ys = f._py_fwd(xs)
     if cdz_profile:
-        _profile_add(f, 0, _profile_clock() - t0)
+        _profile_add(type(f), 0, _profile_clock() - t0)
 
     cdef list outs
     cdef Variable out

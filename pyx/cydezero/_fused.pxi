@@ -11,9 +11,8 @@
 #   and keeps it: from then on y is an ordinary output.
 # - The backward pass runs the operation's own backward on the inputs the
 #   Variable holds (_fused_bw: the same function its Function's _bw
-#   calls), so each derivative is written once. Under profile() and
-#   detect_anomaly, which report per Function, it runs the _bw of a
-#   Function lent for that step instead (_lend, _give_back).
+#   calls), so each derivative is written once; profile() counts it, and
+#   detect_anomaly checks it, under the operation's class.
 # Not fused: what detect_anomaly records (it keeps where each Function was
 # made), core_simple's outputs, and calls of a Function object made by
 # the user (Mul()(x, y)), which becomes the creator as in DeZero.
@@ -37,13 +36,11 @@ cdef enum:
     _OP_COUNT = 11      # the fused operations are 1 .. _OP_COUNT - 1
     _OP_CUT = 255       # not fused: see Variable._op
 
-# Per operation, filled once the classes exist (_init_fused): its class; an
-# instance whose _fwd2 computes the forward (never recorded: _apply records
-# a new one, or fuses); and one instance kept for _lend. The module keeps
-# them alive (_fused_keep).
+# Per operation, filled once the classes exist (_init_fused): its class,
+# and an instance whose _fwd2 computes the forward (never recorded: _apply
+# records a new one, or fuses). The module keeps them alive (_fused_keep).
 cdef PyObject* _fused_type[_OP_COUNT]
 cdef PyObject* _fused_proto[_OP_COUNT]
-cdef PyObject* _fused_spare[_OP_COUNT]
 cdef list _fused_keep = []
 cdef tuple _NO_ARGS = ()
 
@@ -56,7 +53,6 @@ cdef void _init_fused(list types) except *:
         _fused_type[op] = <PyObject*>t
         _fused_keep.append(t)
         _fused_proto[op] = NULL
-        _fused_spare[op] = NULL
         proto = _new_op(op)
         _untrack(proto)
         _fused_keep.append(proto)
@@ -144,18 +140,23 @@ cdef inline void _record_op(Variable out, int op, Py_ssize_t n, object x0, objec
     """Record operation op as the maker of out, which it computed from x0
     (and x1): fused into out when out holds an _F64, else by a new Function
     (hidden from the cycle collector, as _apply_n does)."""
-    cdef Function f
     if type(out._data) is _F64:
         _fuse(out, op, x0, x1)
     else:
-        f = _new_op(op)
-        f.generation = gen
-        f._set_inputs12(n, x0, x1)
-        f._link1(out)
-        out._creator = f
-        _untrack(f)
+        _untrack(_make_creator(out, op, n, x0, x1, gen))
     out.generation = gen + 1
     out._needs_no_grad = no_grad_needed
+
+
+cdef Function _make_creator(Variable out, int op, Py_ssize_t n, object x0, object x1, int gen):
+    """A new Function of operation op on inputs x0 (and x1), of generation
+    gen, linked as the creator of out."""
+    cdef Function f = _new_op(op)
+    f.generation = gen
+    f._set_inputs12(n, x0, x1)
+    f._link1(out)
+    out._creator = f
+    return f
 
 
 cdef inline Function _new_op(int op):
@@ -182,52 +183,14 @@ cdef Function _creator_of(Variable v):
     operation, with its inputs, whose output it is."""
     if not _is_fused(v):
         return v._creator
-    cdef Function f = _new_op(v._op)
-    f._set_inputs12(_fused_arity(v._op), v._fin0, v._fin1)
-    f.generation = v.generation - 1
+    cdef Function f = _make_creator(v, v._op, _fused_arity(v._op), v._fin0, v._fin1,
+                                    v.generation - 1)
     # Scheduled by the pass that gave v a gradient (see _backward).
     f._mark = v._pass
-    f._link1(v)
-    v._creator = f
     _unfuse(v)
     if not _gc_is_tracked(v):
         _untrack(f)     # tracked means walked: see _tracking.pxi
     return f
-
-
-cdef Function _lend(Variable y):
-    """A Function of y's fused operation, with y's inputs and y as its
-    output, for one step of the backward pass; _give_back takes it back."""
-    cdef int op = y._op
-    cdef Function f
-    cdef PyObject* p = _fused_spare[op]
-    if p != NULL:
-        _fused_spare[op] = NULL
-        f = <Function>p
-        Py_DECREF(f)        # the slot's reference; f holds its own
-    else:
-        f = _new_op(op)
-        _untrack(f)
-    f._set_inputs12(_fused_arity(op), y._fin0, y._fin1)
-    f.generation = y.generation - 1
-    f._link1(y)
-    return f
-
-
-cdef void _give_back(Function f, int op) noexcept:
-    """Empty f, lent for operation op (it must not point at the step's
-    output or inputs past the step), and keep it for the next step if the
-    caller's reference is the only one (nothing else has seen it)."""
-    f._free_outs()
-    f._nin = -1
-    a, b = f._in0, f._in1        # released once f is consistent
-    f._in0 = f._in1 = None
-    if f._more is not None or f._shown is not None:
-        f._more = f._shown = None
-    if (_refcnt(<PyObject*>f) == 1 and _fused_spare[op] == NULL
-            and Py_TYPE(f) == <PyTypeObject*>_fused_type[op]):
-        Py_INCREF(f)
-        _fused_spare[op] = <PyObject*>f
 
 
 cdef tuple _fused_bw(int op, object gy, Variable y, object in0, object in1, bint graph):

@@ -46,11 +46,12 @@ cdef inline long long _profile_clock() except? -1:
     return _perf_ns()
 
 
-cdef void _profile_add(Function f, int backward, long long ns) except *:
+cdef void _profile_add(type key, int backward, long long ns) except *:
+    """Count one call of a Function of class key (forward or backward) and
+    its time."""
     stack = _profile_tables.get(_thread_id())
     if not stack:
         return
-    key = type(f)
     for table in list(stack):
         row = (<dict>table).get(key)
         if row is None:
