@@ -48,12 +48,12 @@ cdef class _FuncHeap:
             Py_DECREF(<object>self.items[i].f)
         free(self.items)
 
-    cdef inline bint _before(self, Py_ssize_t a, Py_ssize_t b):
+    cdef inline bint _before(self, Py_ssize_t a, Py_ssize_t b) noexcept:
         cdef _HeapItem* x = &self.items[a]
         cdef _HeapItem* y = &self.items[b]
         return x.gen > y.gen or (x.gen == y.gen and x.seq > y.seq)
 
-    cdef void push(self, PyObject* node, Py_ssize_t gen) except *:
+    cdef int push(self, PyObject* node, Py_ssize_t gen) except -1:
         cdef Py_ssize_t i, parent
         cdef _HeapItem tmp
         cdef _HeapItem* grown
@@ -78,6 +78,7 @@ cdef class _FuncHeap:
             self.items[i] = self.items[parent]
             self.items[parent] = tmp
             i = parent
+        return 0
 
     cdef object pop(self):
         cdef Py_ssize_t i = 0, child, best
@@ -193,15 +194,15 @@ cdef inline bint _outer_pass(size_t mark) except -1:
     return mark >= _active_floor and mark != 0 and mark in _active
 
 
-cdef inline void _schedule(_FuncHeap heap, Function c, size_t epoch) except *:
+cdef inline int _schedule(_FuncHeap heap, Function c, size_t epoch) except -1:
     """Push c unless this pass already did; a c that an outer pass still in
     progress scheduled is that pass's, and is not taken over."""
     if c._mark == epoch:
-        return
+        return 0
     if _outer_pass(c._mark):
         raise _conflict('a {} whose output gradients'.format(type(c).__name__))
     c._mark = epoch
-    heap.push(<PyObject*>c, c.generation)
+    return heap.push(<PyObject*>c, c.generation)
 
 
 cdef inline bint _schedule_maker(_FuncHeap heap, Variable x, size_t prior, int fused,
@@ -242,22 +243,22 @@ cdef inline object _pass_acc(Variable x, size_t epoch):
     return x._acc if x._pass == epoch else None
 
 
-cdef inline void _release_acc(Variable x, size_t epoch):
+cdef inline void _release_acc(Variable x, size_t epoch) noexcept:
     """Drop x's accumulated gradient if this pass owns it."""
     if x._pass == epoch:
         _keep_spare(<PyObject*>x._acc)
         x._acc = None
 
 
-cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
-                             bint from_prior, size_t epoch) except *:
+cdef inline int _accumulate(Variable x, object gx, bint graph, list touched,
+                            bint from_prior, size_t epoch) except -1:
     """Add gx into x's gradient for this pass (starting from x.grad when
     from_prior). A gradient another variable may hold is never modified:
     in place only into buffers the engine allocated."""
     cdef double a, b
     acc = _own_acc(x, epoch)
     if acc is None:
-        prior = _prior_grad(x, graph) if from_prior else None
+        prior = _prior_grad(x, graph) if from_prior and x.grad is not None else None
         touched.append(x)
         x._pass = epoch
         if prior is None:
@@ -280,6 +281,7 @@ cdef inline void _accumulate(Variable x, object gx, bint graph, list touched,
     else:
         x._acc = _as_arr(_arith(OP_ADD, acc, gx))
         x._acc_owned = True
+    return 0
 
 
 cdef object _prior_grad(Variable x, bint graph):
@@ -398,7 +400,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef list touched = []
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
     cdef tuple ys, gys, gxs
-    cdef bint native
+    cdef bint native, two
     cdef int saved = cdz_backprop_off
     cdef bint functional = wanted is not None
     cdef set keep = {id(v) for v in wanted} if functional else None
@@ -431,7 +433,9 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         # Run.
         while heap.n:
             node = heap.pop()
-            if isinstance(node, Function):
+            # (A fused Variable is always a Variable itself, and is told
+            # from a Function without a walk of the Function's bases.)
+            if type(node) is not Variable and isinstance(node, Function):
                 f = <Function>node
             elif _is_fused(<Variable>node):
                 # An operation fused into y: the same steps as below, for
@@ -443,18 +447,25 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                     _run_output_hooks(y, graph, epoch)
                 gy1 = _take_gy(y, epoch)
                 t0 = _profile_clock() if cdz_profile else 0     # 0: not profiling
-                gxs = _fused_bw(op, gy1, y, in0, in1, graph)
+                # Both gradients before either is passed on, as a Function's
+                # _bw gives them (and with no tuple). The second input is
+                # often a constant, which an operation of two inputs gives
+                # no gradient.
+                two = _fused_arity(op) == 2
+                gx0 = _fused_gx(op, 0, gy1, y, in0, in1, graph)
+                gx1 = (_fused_gx(op, 1, gy1, y, in0, in1, graph)
+                       if two and _needs_grad(in1) else None)
                 if t0:
                     _profile_add(<type>_fused_type[op], 1, _profile_clock() - t0)
                 if cdz_anomaly:
-                    _check_anomaly(<type>_fused_type[op], None, (gy1,), gxs)
-                if _pass_on(heap, in0, gxs[0], graph, touched, functional, epoch):
+                    _check_anomaly(<type>_fused_type[op], None, (gy1,),
+                                   (gx0, gx1) if two else (gx0,))
+                if _pass_on(heap, in0, gx0, graph, touched, functional, epoch):
                     cut = <Variable>in0
-                if (len(gxs) > 1
-                        and _pass_on(heap, in1, gxs[1], graph, touched, functional, epoch)):
+                if two and _pass_on(heap, in1, gx1, graph, touched, functional, epoch):
                     cut = <Variable>in1
                 if not retain:
-                    gy1 = gxs = None
+                    gy1 = gx0 = gx1 = None
                     if keep is None or id(y) not in keep:
                         _release_acc(y, epoch)
                 continue

@@ -114,7 +114,7 @@ cdef PyObject* _spares[_SPARES]
 cdef int _n_spares = 0
 
 
-cdef inline void _keep_spare(PyObject* p):
+cdef inline void _keep_spare(PyObject* p) noexcept:
     """Keep p, whose last reference the caller is about to drop, when it is
     such an array (the caller drops its reference all the same)."""
     global _n_spares

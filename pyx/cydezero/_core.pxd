@@ -86,4 +86,4 @@ cdef class Function:
     cdef void _link(self, list outs) except *
     cdef void _link1(self, Variable out)
     cdef void _free_outs(self)
-    cdef void _unlink(self, PyObject* v)
+    cdef void _unlink(self, PyObject* v) noexcept

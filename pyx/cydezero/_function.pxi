@@ -321,7 +321,7 @@ cdef class Function:
             _foreign_outs.pop(<Py_ssize_t><void*>self, None)
 
     @cython.final
-    cdef void _unlink(self, PyObject* v):
+    cdef void _unlink(self, PyObject* v) noexcept:
         cdef Py_ssize_t i
         for i in range(self._nout):
             if self._outs[i] == v:
@@ -355,7 +355,12 @@ cdef inline tuple _pack(Py_ssize_t n, object x0, object x1):
 
 cdef inline bint _needs_grad(object x):
     """Whether x is a Variable that can receive a gradient."""
-    return isinstance(x, Variable) and not (<Variable>x)._needs_no_grad
+    if type(x) is not Variable:
+        # A float, the usual constant, is answered without a walk of its
+        # type's bases.
+        if type(x) is float or not isinstance(x, Variable):
+            return False
+    return not (<Variable>x)._needs_no_grad
 
 
 cdef inline bint _kind_fits(str g, str x):

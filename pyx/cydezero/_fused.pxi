@@ -10,7 +10,7 @@
 # - y.creator makes it on first read (_creator_of), links y as its output,
 #   and keeps it: from then on y is an ordinary output.
 # - The backward pass runs the operation's own backward on the inputs the
-#   Variable holds (_fused_bw: the same function its Function's _bw
+#   Variable holds (_fused_gx: the same functions its Function's _bw
 #   calls), so each derivative is written once; profile() counts it, and
 #   detect_anomaly checks it, under the operation's class.
 # Not fused: what detect_anomaly records (it keeps where each Function was
@@ -135,8 +135,8 @@ cdef object _apply_scalar(int op, Py_ssize_t n, object x0, object x1):
     return out
 
 
-cdef inline void _record_op(Variable out, int op, Py_ssize_t n, object x0, object x1,
-                            int gen, bint no_grad_needed):
+cdef inline int _record_op(Variable out, int op, Py_ssize_t n, object x0, object x1,
+                           int gen, bint no_grad_needed) except -1:
     """Record operation op as the maker of out, which it computed from x0
     (and x1): fused into out when out holds an _F64, else by a new Function
     (hidden from the cycle collector, as _apply_n does)."""
@@ -146,6 +146,7 @@ cdef inline void _record_op(Variable out, int op, Py_ssize_t n, object x0, objec
         _untrack(_make_creator(out, op, n, x0, x1, gen))
     out.generation = gen + 1
     out._needs_no_grad = no_grad_needed
+    return 0
 
 
 cdef Function _make_creator(Variable out, int op, Py_ssize_t n, object x0, object x1, int gen):
@@ -165,7 +166,7 @@ cdef inline Function _new_op(int op):
     return <Function>t.tp_new(<type>t, <PyObject*>_NO_ARGS, NULL)
 
 
-cdef inline void _fuse(Variable y, int op, object x0, object x1):
+cdef inline void _fuse(Variable y, int op, object x0, object x1) noexcept:
     y._fin0 = x0
     y._fin1 = x1
     y._op = <unsigned char>op
@@ -193,29 +194,30 @@ cdef Function _creator_of(Variable v):
     return f
 
 
-cdef tuple _fused_bw(int op, object gy, Variable y, object in0, object in1, bint graph):
-    """The gradients of the inputs in0 (and in1) of operation op fused
-    into y, from y's gradient gy: the operation's own backward, as its
-    Function's _bw runs it."""
+cdef object _fused_gx(int op, int k, object gy, Variable y, object in0, object in1,
+                      bint graph):
+    """The gradient of input k (0, or 1 for an operation of two inputs) of
+    operation op fused into y, from y's gradient gy, as its Function's _bw
+    computes it (None if that input needs none)."""
     if op == _OP_ADD:
-        return _add_bw(gy, in0, in1, graph)
+        return _add_gx(k, gy, in0, in1, graph)
     if op == _OP_SUB:
-        return _sub_bw(gy, in0, in1, graph)
+        return _sub_gx(k, gy, in0, in1, graph)
     if op == _OP_MUL:
-        return _mul_bw(gy, in0, in1, graph)
+        return _mul_gx(k, gy, in0, in1, graph)
     if op == _OP_DIV:
-        return _div_bw(gy, in0, in1, graph)
+        return _div_gx(k, gy, in0, in1, graph)
     if op == _OP_NEG:
-        return _neg_bw(gy, graph)
+        return _neg_g(gy, graph)
     if op == _OP_SIN:
-        return _sin_bw(gy, in0, graph)
+        return _sin_gx(gy, in0, graph)
     if op == _OP_COS:
-        return _cos_bw(gy, in0, graph)
+        return _cos_gx(gy, in0, graph)
     if op == _OP_TANH:
-        return _tanh_bw(gy, _raw(y, graph), graph)
+        return _tanh_gx(gy, _raw(y, graph), graph)
     if op == _OP_EXP:
-        return _exp_bw(gy, _raw(y, graph), graph)
-    return _log_bw(gy, in0, graph)
+        return _exp_gx(gy, _raw(y, graph), graph)
+    return _log_gx(gy, in0, graph)
 
 
 cdef tuple _inputs_of(Variable v):

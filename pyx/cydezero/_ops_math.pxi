@@ -15,15 +15,17 @@ cdef class Add(_Builtin):
         return _arith(OP_ADD, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _add_bw(gy, self._in0, self._in1, graph)
+        return (_add_gx(0, gy, self._in0, self._in1, graph),
+                _add_gx(1, gy, self._in0, self._in1, graph))
 
 
-cdef tuple _add_bw(object gy, object in0, object in1, bint graph):
-    # (A fused operation's backward takes its inputs as recorded, in0 and
-    # in1, and, where it needs it, its output's value y: see _fused_bw.)
-    gx0 = _sum_to_like(gy, in0, graph) if _needs_grad(in0) else None
-    gx1 = _sum_to_like(gy, in1, graph) if _needs_grad(in1) else None
-    return (gx0, gx1)
+cdef object _add_gx(int k, object gy, object in0, object in1, bint graph):
+    # Each derivative is a function of its own, giving one input's gradient
+    # (input k; None if it needs none), which the class's _bw and the fused
+    # step (_fused_gx) both call. It takes the inputs as recorded, in0 and
+    # in1, and, where it needs it, the output's value y.
+    x = in0 if k == 0 else in1
+    return _sum_to_like(gy, x, graph) if _needs_grad(x) else None
 
 
 def add(x0, x1):
@@ -43,13 +45,14 @@ cdef class Sub(_Builtin):
         return _arith(OP_SUB, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _sub_bw(gy, self._in0, self._in1, graph)
+        return (_sub_gx(0, gy, self._in0, self._in1, graph),
+                _sub_gx(1, gy, self._in0, self._in1, graph))
 
 
-cdef tuple _sub_bw(object gy, object in0, object in1, bint graph):
-    gx0 = _sum_to_like(gy, in0, graph) if _needs_grad(in0) else None
-    gx1 = _sum_to_like(_neg_g(gy, graph), in1, graph) if _needs_grad(in1) else None
-    return (gx0, gx1)
+cdef object _sub_gx(int k, object gy, object in0, object in1, bint graph):
+    if k == 0:
+        return _sum_to_like(gy, in0, graph) if _needs_grad(in0) else None
+    return _sum_to_like(_neg_g(gy, graph), in1, graph) if _needs_grad(in1) else None
 
 
 def sub(x0, x1):
@@ -74,15 +77,16 @@ cdef class Mul(_Builtin):
         return _arith(OP_MUL, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _mul_bw(gy, self._in0, self._in1, graph)
+        return (_mul_gx(0, gy, self._in0, self._in1, graph),
+                _mul_gx(1, gy, self._in0, self._in1, graph))
 
 
-cdef tuple _mul_bw(object gy, object in0, object in1, bint graph):
-    x0 = _raw(in0, graph)
-    x1 = _raw(in1, graph)
-    gx0 = _sum_to_like(_times(gy, x1, graph), x0, graph) if _needs_grad(in0) else None
-    gx1 = _sum_to_like(_times(gy, x0, graph), x1, graph) if _needs_grad(in1) else None
-    return (gx0, gx1)
+cdef object _mul_gx(int k, object gy, object in0, object in1, bint graph):
+    x = in0 if k == 0 else in1
+    if not _needs_grad(x):
+        return None
+    other = in1 if k == 0 else in0
+    return _sum_to_like(_times(gy, _raw(other, graph), graph), _raw(x, graph), graph)
 
 
 def mul(x0, x1):
@@ -102,16 +106,18 @@ cdef class Div(_Builtin):
         return _arith(OP_DIV, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _div_bw(gy, self._in0, self._in1, graph)
+        return (_div_gx(0, gy, self._in0, self._in1, graph),
+                _div_gx(1, gy, self._in0, self._in1, graph))
 
 
-cdef tuple _div_bw(object gy, object in0, object in1, bint graph):
+cdef object _div_gx(int k, object gy, object in0, object in1, bint graph):
     cdef double g, a, b, s, q
     x0 = _raw(in0, graph)
     x1 = _raw(in1, graph)
-    gx0 = _sum_to_g(_over(gy, x1, graph), _shape_of(x0), graph) if _needs_grad(in0) else None
+    if k == 0:
+        return _sum_to_g(_over(gy, x1, graph), _shape_of(x0), graph) if _needs_grad(in0) else None
     if not _needs_grad(in1):
-        return (gx0, None)
+        return None
     # One number each (0-d float64, or a Python number): DeZero's
     # -x0 / x1 ** 2 * gy in C, step by step as NumPy does it; if a step
     # is flagged, the whole expression is NumPy's to compute and report.
@@ -121,10 +127,10 @@ cdef tuple _div_bw(object gy, object in0, object in1, bint graph):
         q = -a / s
         if (_plain(s, b == 0.0) and _plain(q, a == 0.0)
                 and _plain(g * q, g == 0.0 or q == 0.0)):
-            return (gx0, _f64(g * q))
+            return _f64(g * q)
     if not graph:
         gy, x0, x1 = _arr(gy), _arr(x0), _arr(x1)
-    return (gx0, _sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph))
+    return _sum_to_g(gy * (-x0 / x1 ** 2), _shape_of(x1), graph)
 
 
 def div(x0, x1):
@@ -146,11 +152,7 @@ cdef class Neg(_Builtin):
         return _negate(x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _neg_bw(gy, graph)
-
-
-cdef tuple _neg_bw(object gy, bint graph):
-    return (_neg_g(gy, graph),)
+        return (_neg_g(gy, graph),)
 
 
 def neg(x):
@@ -213,12 +215,12 @@ cdef class Sin(_Builtin):
         return _umath(U_SIN, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _sin_bw(gy, self._in0, graph)
+        return (_sin_gx(gy, self._in0, graph),)
 
 
-cdef tuple _sin_bw(object gy, object in0, bint graph):
+cdef object _sin_gx(object gy, object in0, bint graph):
     x = _raw(in0, graph)
-    return (_times(gy, cos(x) if graph else _umath(U_COS, x), graph),)
+    return _times(gy, cos(x) if graph else _umath(U_COS, x), graph)
 
 
 def sin(x):
@@ -235,12 +237,12 @@ cdef class Cos(_Builtin):
         return _umath(U_COS, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _cos_bw(gy, self._in0, graph)
+        return (_cos_gx(gy, self._in0, graph),)
 
 
-cdef tuple _cos_bw(object gy, object in0, bint graph):
+cdef object _cos_gx(object gy, object in0, bint graph):
     x = _raw(in0, graph)
-    return (_times(gy, -sin(x) if graph else _negate(_umath(U_SIN, x)), graph),)
+    return _times(gy, -sin(x) if graph else _negate(_umath(U_SIN, x)), graph)
 
 
 def cos(x):
@@ -257,12 +259,12 @@ cdef class Tanh(_Builtin):
         return _umath(U_TANH, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _tanh_bw(gy, self._yr(graph), graph)
+        return (_tanh_gx(gy, self._yr(graph), graph),)
 
 
-cdef tuple _tanh_bw(object gy, object y, bint graph):
+cdef object _tanh_gx(object gy, object y, bint graph):
     # y: the output's value (a Variable under graph), as _yr gives it
-    return (_times(gy, _minus(1, _times(y, y, graph), graph), graph),)
+    return _times(gy, _minus(1, _times(y, y, graph), graph), graph)
 
 
 def tanh(x):
@@ -279,11 +281,11 @@ cdef class Exp(_Builtin):
         return _umath(U_EXP, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _exp_bw(gy, self._yr(graph), graph)
+        return (_exp_gx(gy, self._yr(graph), graph),)
 
 
-cdef tuple _exp_bw(object gy, object y, bint graph):
-    return (_times(gy, y, graph),)
+cdef object _exp_gx(object gy, object y, bint graph):
+    return _times(gy, y, graph)
 
 
 def exp(x):
@@ -300,11 +302,11 @@ cdef class Log(_Builtin):
         return _umath(U_LOG, x0)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return _log_bw(gy, self._in0, graph)
+        return (_log_gx(gy, self._in0, graph),)
 
 
-cdef tuple _log_bw(object gy, object in0, bint graph):
-    return (_over(gy, _raw(in0, graph), graph),)
+cdef object _log_gx(object gy, object in0, bint graph):
+    return _over(gy, _raw(in0, graph), graph)
 
 
 def log(x):

@@ -45,13 +45,13 @@ from libc.stdlib cimport realloc, free
 cdef set _walked_py = set()     # addresses of Python Functions walked
 
 
-cdef inline void _untrack(object o):
+cdef inline void _untrack(object o) noexcept:
     """Hide a node _apply just recorded (a built-in operation, or a Variable
     it made) from the cycle collector."""
     _gc_untrack(<void*>o)
 
 
-cdef inline void _track(object o):
+cdef inline void _track(object o) noexcept:
     if not _gc_is_tracked(o):
         _gc_track(<void*>o)
 
