@@ -590,7 +590,10 @@ cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
     made first (which may fail), then all are stored (which cannot), and
     the old values are released last, after every .grad is in place (their
     release may run Python code). A variable whose .grad does not change
-    (an intermediate one without a gradient, the usual case) costs a look."""
+    (an intermediate one without a gradient, the usual case) costs a look.
+    The pass's own gradients are released here too and touched is emptied,
+    so the pass's cleanup has nothing left to do: one walk over the touched
+    variables instead of two, which shows on graphs larger than the caches."""
     cdef Py_ssize_t i, n
     cdef Variable x
     cdef list changed = []      # the variables whose .grad changes
@@ -605,6 +608,8 @@ cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
             # DeZero frees an intermediate gradient once it is consumed.
             changed.append(x)
             new.append(None)
+        else:
+            _release_acc(x, epoch)
     n = len(changed)
     cdef list old = [None] * n
     for i in range(n):
@@ -617,6 +622,9 @@ cdef void _commit(list touched, bint retain, bint graph, size_t epoch) except *:
             if isinstance(new[i], Variable):
                 _track_graph(changed[i])
                 _track_graph(new[i])
+    for i in range(n):
+        _release_acc(<Variable>changed[i], epoch)
+    del touched[:]
     del old
 
 
