@@ -209,3 +209,54 @@ def test_track_graph_shows_a_graph_by_hand():
     _held_by_a_cycle_then_collected(refs)
     with pytest.raises(TypeError, match='track_graph: expected a Variable or a Function'):
         _core.track_graph(3)
+
+
+def _ids(objs):
+    return sorted(id(o) for o in objs)
+
+
+def test_a_variable_shows_the_collector_every_reference_it_holds():
+    # Variable's tp_traverse skips the fields that hold None; every other
+    # reference must still be visited, or a cycle through it would leak.
+    # gc.get_referents runs tp_traverse, so it lists exactly what is visited.
+    x = dz.Variable(np.array(2.0), name='x')
+    c = dz.Variable(np.array(3.0))
+    y = x * c                                   # fused: x, c held by y
+    assert _core._fused_op_name(y) == 'Mul'
+    d = y.data                                  # (made an array now, held from now on)
+    assert _ids(gc.get_referents(y)) == _ids([d, x, c])
+    y.name = 'y'
+    y.grad = dz.Variable(np.array(1.0))
+    assert _ids(gc.get_referents(y)) == _ids([d, x, c, y.name, y.grad])
+    f = y.creator                               # made: y holds its creator instead
+    assert _ids(gc.get_referents(y)) == _ids([d, y.name, y.grad, f])
+    assert _ids(gc.get_referents(x)) == _ids([x.data, x.name])
+    p = dz.Parameter(np.array(1.0))
+    p.grad = dz.Variable(np.array(0.5))
+    assert _ids(gc.get_referents(p)) == _ids([p.data, p.grad])
+
+
+class _Box:
+    pass
+
+
+def _variable_on_a_cycle_through(field):
+    """Weak references to x and y = sin(x), on a cycle through y's field."""
+    x = dz.Variable(np.array(2.0))
+    y = F.sin(x)
+    if field == 'name':
+        b = _Box()
+        b.v = y
+        y.name = b
+    elif field == 'grad':
+        y.grad = dz.Variable(np.array(1.0))
+        y.grad.name = y
+    else:
+        x.name = y          # y, fused, holds x as its input
+    return [weakref.ref(x), weakref.ref(y)]
+
+
+@pytest.mark.parametrize('field', ['name', 'grad', 'input'])
+def test_a_cycle_through_each_field_a_variable_holds_is_collected(field):
+    # Each field that can close a cycle, through the traverse that skips None.
+    _held_by_a_cycle_then_collected(_variable_on_a_cycle_through(field))

@@ -104,11 +104,22 @@ cdef long long _EXACT_INT = 9007199254740992   # 2**53
 
 
 cdef inline bint _scalar_f64(object x, double* v) except -1:
-    cdef long long i
-    cdef int overflow
+    """Whether x is one float64 number (or a Python number NumPy would
+    turn into one exactly), read into v[0]. The usual two, an _F64 and a
+    float, are answered here, small enough to be inlined where called."""
     if type(x) is _F64:
         v[0] = (<_F64>x).v
         return True
+    if type(x) is float:
+        v[0] = PyFloat_AS_DOUBLE(x)
+        return True
+    return _other_scalar_f64(x, v)
+
+
+cdef bint _other_scalar_f64(object x, double* v) except -1:
+    """_scalar_f64 for the rest: a 0-d array, a NumPy float64, an int."""
+    cdef long long i
+    cdef int overflow
     if type(x) is ndarray:
         # Read as a C double only when it is one: native byte order, aligned.
         if (cnp.PyArray_NDIM(<cnp.ndarray>x) == 0
@@ -117,7 +128,7 @@ cdef inline bint _scalar_f64(object x, double* v) except -1:
             v[0] = (<double*>cnp.PyArray_DATA(<cnp.ndarray>x))[0]
             return True
         return False
-    if type(x) is float or type(x) is float64:     # NumPy's is a float subclass
+    if type(x) is float64:     # NumPy's is a float subclass
         v[0] = PyFloat_AS_DOUBLE(x)
         return True
     if type(x) is int:

@@ -139,26 +139,32 @@ cdef struct _Stack:
 
 
 cdef inline bint _is_variable(PyObject* p) noexcept:
-    return isinstance(<object>p, Variable)
+    # (Most nodes of a walk are exact Variables: told without a walk of
+    # their type's bases.)
+    return p.ob_type == <PyTypeObject*>Variable or isinstance(<object>p, Variable)
 
 
 cdef inline bint _is_function(PyObject* p) noexcept:
     return isinstance(<object>p, Function)
 
 
-cdef void _push(_Stack* st, PyObject* o) except *:
+cdef inline int _push(_Stack* st, PyObject* o) except -1:
     """Put o on _track_graph's stack, growing it as needed."""
-    cdef PyObject** grown
-    cdef Py_ssize_t cap
     if st.n == st.cap:
-        cap = 64 if st.cap == 0 else 2 * st.cap
-        grown = <PyObject**>realloc(st.items, cap * sizeof(PyObject*))
-        if grown == NULL:
-            raise MemoryError()
-        st.items = grown
-        st.cap = cap
+        _grow(st)
     st.items[st.n] = o
     st.n += 1
+    return 0
+
+
+cdef int _grow(_Stack* st) except -1:
+    cdef Py_ssize_t cap = 64 if st.cap == 0 else 2 * st.cap
+    cdef PyObject** grown = <PyObject**>realloc(st.items, cap * sizeof(PyObject*))
+    if grown == NULL:
+        raise MemoryError()
+    st.items = grown
+    st.cap = cap
+    return 0
 
 
 def track_graph(v):

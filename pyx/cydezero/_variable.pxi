@@ -3,7 +3,7 @@
 # Part of the _core module (included by _core.pyx).
 
 cimport cython
-from cpython.object cimport PyObject, PyTypeObject
+from cpython.object cimport PyObject, PyTypeObject, visitproc, traverseproc
 
 cdef inline Variable _new_var(object data):
     # Skips __init__'s type check: the engine only wraps arrays it made.
@@ -421,9 +421,40 @@ cdef int _variable_clear(object o) except -1:
     return 0
 
 
+# And a tp_traverse of its own, which visits what Cython's visits but calls
+# the collector only for the fields that hold something other than None:
+# most of a Variable's seven are None, and a graph that carries a .grad
+# (create_graph) is tracked, so every collection traverses it; Cython's
+# made seven calls a Variable (about 8% of higher_order's instructions).
+cdef int _variable_traverse(object o, visitproc visit, void* arg) except -1:
+    # Reads the fields as borrowed pointers: a traversal changes no count.
+    cdef int e
+    e = _visit(<PyObject*>(<Variable>o)._data, visit, arg)
+    if e == 0:
+        e = _visit(<PyObject*>(<Variable>o).name, visit, arg)
+    if e == 0:
+        e = _visit(<PyObject*>(<Variable>o).grad, visit, arg)
+    if e == 0:
+        e = _visit(<PyObject*>(<Variable>o)._creator, visit, arg)
+    if e == 0:
+        e = _visit(<PyObject*>(<Variable>o)._fin0, visit, arg)
+    if e == 0:
+        e = _visit(<PyObject*>(<Variable>o)._fin1, visit, arg)
+    if e == 0:
+        e = _visit(<PyObject*>(<Variable>o)._acc, visit, arg)
+    return e
+
+
+cdef inline int _visit(PyObject* p, visitproc visit, void* arg) except -1:
+    if p == NULL or p == <PyObject*>None:
+        return 0
+    return visit(p, arg)
+
+
 cdef void _use_variable_clear() except *:
     for t in (Variable, Parameter):
         (<PyTypeObject*>t).tp_clear = _variable_clear
+        (<PyTypeObject*>t).tp_traverse = <traverseproc>_variable_traverse
         PyType_Modified(<PyTypeObject*>t)
 
 
