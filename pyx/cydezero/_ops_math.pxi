@@ -15,8 +15,8 @@ cdef class Add(_Builtin):
         return _arith(OP_ADD, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return (_add_gx(0, gy, self._in0, self._in1, graph),
-                _add_gx(1, gy, self._in0, self._in1, graph))
+        a, b = self._in0, self._in1         # read once, as both gradients see them
+        return (_add_gx(0, gy, a, b, graph), _add_gx(1, gy, a, b, graph))
 
 
 cdef object _add_gx(int k, object gy, object in0, object in1, bint graph):
@@ -45,8 +45,8 @@ cdef class Sub(_Builtin):
         return _arith(OP_SUB, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return (_sub_gx(0, gy, self._in0, self._in1, graph),
-                _sub_gx(1, gy, self._in0, self._in1, graph))
+        a, b = self._in0, self._in1         # read once, as both gradients see them
+        return (_sub_gx(0, gy, a, b, graph), _sub_gx(1, gy, a, b, graph))
 
 
 cdef object _sub_gx(int k, object gy, object in0, object in1, bint graph):
@@ -77,8 +77,8 @@ cdef class Mul(_Builtin):
         return _arith(OP_MUL, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return (_mul_gx(0, gy, self._in0, self._in1, graph),
-                _mul_gx(1, gy, self._in0, self._in1, graph))
+        a, b = self._in0, self._in1         # read once, as both gradients see them
+        return (_mul_gx(0, gy, a, b, graph), _mul_gx(1, gy, a, b, graph))
 
 
 cdef object _mul_gx(int k, object gy, object in0, object in1, bint graph):
@@ -106,8 +106,8 @@ cdef class Div(_Builtin):
         return _arith(OP_DIV, x0, x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        return (_div_gx(0, gy, self._in0, self._in1, graph),
-                _div_gx(1, gy, self._in0, self._in1, graph))
+        a, b = self._in0, self._in1         # read once, as both gradients see them
+        return (_div_gx(0, gy, a, b, graph), _div_gx(1, gy, a, b, graph))
 
 
 cdef object _div_gx(int k, object gy, object in0, object in1, bint graph):
