@@ -228,6 +228,12 @@ def test_a_variable_shows_the_collector_every_reference_it_holds():
     y.name = 'y'
     y.grad = dz.Variable(np.array(1.0))
     assert _ids(gc.get_referents(y)) == _ids([d, x, c, y.name, y.grad])
+    # get_referrers stops a traversal at what it looks for (its visit
+    # returns 1), which the traverse must pass back; y is tracked since a
+    # name was set on it from Python.
+    assert gc.is_tracked(y)
+    assert any(r is y for r in gc.get_referrers(x))
+    assert any(r is y for r in gc.get_referrers(c))
     f = y.creator                               # made: y holds its creator instead
     assert _ids(gc.get_referents(y)) == _ids([d, y.name, y.grad, f])
     assert _ids(gc.get_referents(x)) == _ids([x.data, x.name])

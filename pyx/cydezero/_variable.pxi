@@ -3,7 +3,7 @@
 # Part of the _core module (included by _core.pyx).
 
 cimport cython
-from cpython.object cimport PyObject, PyTypeObject, visitproc, traverseproc
+from cpython.object cimport PyObject, PyTypeObject, traverseproc
 
 cdef inline Variable _new_var(object data):
     # Skips __init__'s type check: the engine only wraps arrays it made.
@@ -426,8 +426,14 @@ cdef int _variable_clear(object o) except -1:
 # most of a Variable's seven are None, and a graph that carries a .grad
 # (create_graph) is tracked, so every collection traverses it; Cython's
 # made seven calls a Variable (about 8% of higher_order's instructions).
-cdef int _variable_traverse(object o, visitproc visit, void* arg) except -1:
+# CPython's visitproc, whose result is a value to pass back, not an error code.
+ctypedef int (*_visitproc)(PyObject*, void*) noexcept
+
+
+cdef int _variable_traverse(object o, _visitproc visit, void* arg) noexcept:
     # Reads the fields as borrowed pointers: a traversal changes no count.
+    # What a visit returns is passed back as it is: a value for whoever
+    # traverses, not an error code.
     cdef int e
     e = _visit(<PyObject*>(<Variable>o)._data, visit, arg)
     if e == 0:
@@ -445,7 +451,7 @@ cdef int _variable_traverse(object o, visitproc visit, void* arg) except -1:
     return e
 
 
-cdef inline int _visit(PyObject* p, visitproc visit, void* arg) except -1:
+cdef inline int _visit(PyObject* p, _visitproc visit, void* arg) noexcept:
     if p == NULL or p == <PyObject*>None:
         return 0
     return visit(p, arg)
