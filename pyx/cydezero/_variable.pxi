@@ -457,11 +457,11 @@ cdef inline int _visit(PyObject* p, _visitproc visit, void* arg) noexcept:
     return visit(p, arg)
 
 
-cdef void _use_variable_clear() except *:
+cdef void _use_variable_gc_slots() except *:
     for t in (Variable, Parameter):
         (<PyTypeObject*>t).tp_clear = _variable_clear
         (<PyTypeObject*>t).tp_traverse = <traverseproc>_variable_traverse
         PyType_Modified(<PyTypeObject*>t)
 
 
-_use_variable_clear()
+_use_variable_gc_slots()
