@@ -210,9 +210,17 @@ def test_weakref_callbacks_and_gc_while_values_are_made_arrays():
         died = []
         ys = [Variable(np.array(float(i))) * 1.5 for i in range(300)]
         keep = []
+
+        def callback(r):
+            # a young collection each time, a full one now and then: a full
+            # one walks the whole test process (forked), which made 300 of
+            # them take minutes once torch was imported
+            died.append(1)
+            gc.collect(0 if len(died) % 50 else 2)
+
         for i, y in enumerate(ys):
             d = y.data
-            keep.append(weakref.ref(d, lambda r: (died.append(1), gc.collect())))
+            keep.append(weakref.ref(d, callback))
             if i % 3 == 0:
                 y.data = None
         del ys, d, y

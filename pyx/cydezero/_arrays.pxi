@@ -158,7 +158,8 @@ cdef inline bint _same_shape(object a, object b):
     cdef Py_ssize_t i, nd, nb
     cdef cnp.npy_intp* da
     cdef cnp.npy_intp* db
-    if type(a) is _F64 and type(b) is _F64:
+    if type(a) is _F64 and (type(b) is _F64 or (type(b) is Variable
+                                                and type((<Variable>b)._data) is _F64)):
         return True     # the usual case on scalar graphs: two numbers
     if isinstance(a, Variable):
         a = (<Variable>a)._data

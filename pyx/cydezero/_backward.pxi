@@ -411,6 +411,9 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     # cache of big buffers until the pass ends (see _bufcache.pxi).
     cdef bint cached = False
     cdef object before_cache = None
+    # This thread's configuration flags, read on every step: a hook may
+    # turn profiling or anomaly mode on mid-pass, and the pass sees it.
+    cdef cdz_flags* cfg = cdz_flags_here()
 
     # The pass in four phases: seed the roots; run the Functions in
     # generation order (each step: outputs' hooks, the backward, accumulate
@@ -446,7 +449,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 if y._hooked:
                     _run_output_hooks(y, graph, epoch)
                 gy1 = _take_gy(y, epoch)
-                t0 = _profile_clock() if cdz_profile else 0     # 0: not profiling
+                t0 = _profile_clock() if cfg.profile else 0     # 0: not profiling
                 # Both gradients before either is passed on, as a Function's
                 # _bw gives them (and with no tuple). The second input is
                 # often a constant, which an operation of two inputs gives
@@ -457,7 +460,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                        if two and _needs_grad(in1) else None)
                 if t0:
                     _profile_add(<type>_fused_type[op], 1, _profile_clock() - t0)
-                if cdz_anomaly:
+                if cfg.anomaly:
                     _check_anomaly(<type>_fused_type[op], None, (gy1,),
                                    (gx0, gx1) if two else (gx0,))
                 if _pass_on(heap, in0, gx0, graph, touched, functional, epoch):
@@ -496,7 +499,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             # Each output's gradient: gy1 for a single output, else gys.
             gy1 = _take_gy(y1, epoch) if ys is None else None
             gys = None
-            if ys is not None or not native or cdz_anomaly:
+            if ys is not None or not native or cfg.anomaly:
                 gys = PyTuple_New(n)
                 for i in range(n):
                     gy = gy1 if ys is None else _take_gy(ys[i], epoch)
@@ -508,7 +511,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             if not cached and n > 0 and _is_big(gy1):
                 before_cache = _cache_enter()
                 cached = True
-            t0 = _profile_clock() if cdz_profile else 0
+            t0 = _profile_clock() if cfg.profile else 0
             # A built-in operation has one output; given more (relinked from
             # Python), it differentiates the first, as it always has.
             if native and n == 0:
@@ -518,11 +521,11 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             if native and not graph and not f._f64_aware():
                 gy1 = _arr(gy1)
             gxs = f._bw(gy1, graph) if native else f._py_bw(gys, graph)
-            if cdz_profile:
+            if cfg.profile:
                 _profile_add(type(f), 1, _profile_clock() - t0)
             if gxs is None:
                 raise TypeError('{}.backward returned no gradients'.format(type(f).__name__))
-            if cdz_anomaly:
+            if cfg.anomaly:
                 _check_anomaly(type(f), f, gys, gxs)
             # f._nin is read on every step: accumulating runs Python code
             # (array subclasses, Variable arithmetic under create_graph).
@@ -565,6 +568,8 @@ cdef void _run_leaf_hooks(list leaves, bint graph, size_t epoch) except *:
     """Leaves' hooks run last, once each leaf's gradient is complete, and
     before anything is committed."""
     cdef Variable x
+    if not _hooks:
+        return      # no variable has hooks (a hooked one has an entry)
     for x_obj in leaves:
         x = <Variable>x_obj
         if x._hooked and _is_leaf(x) and _pass_acc(x, epoch) is not None:
@@ -576,6 +581,8 @@ cdef void _add_prior_to_hooked_leaves(list touched, list roots, bint graph,
     """A hooked leaf's hooks saw this pass's gradient alone; its earlier
     .grad is added now (a root's seed already started from it)."""
     cdef Variable x
+    if not _hooks:
+        return
     for x_obj in touched:
         x = <Variable>x_obj
         if (x._hooked and _is_leaf(x) and x.grad is not None

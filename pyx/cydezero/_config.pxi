@@ -5,6 +5,10 @@
 # A C thread-local is the cheapest per-thread flag there is: every function
 # call reads it. The values are stored inverted so that a new thread starts
 # from zero-initialised memory with DeZero's defaults (backprop on, train on).
+# They are one struct, so that code reading several finds them with one
+# lookup of this thread's copy (cdz_flags_here(), a call into the C library
+# in a shared object), and a loop that runs on one thread (a backward pass)
+# keeps the pointer and reads the flags through it with no lookup at all.
 cdef extern from *:
     """
     #if defined(_MSC_VER)
@@ -12,15 +16,30 @@ cdef extern from *:
     #else
     #  define CDZ_TLS __thread
     #endif
-    static CDZ_TLS int cdz_backprop_off = 0;
-    static CDZ_TLS int cdz_test_mode = 0;
-    static CDZ_TLS int cdz_anomaly = 0;
-    static CDZ_TLS int cdz_profile = 0;
+    typedef struct {
+        int backprop_off;
+        int test_mode;
+        int anomaly;
+        int profile;
+    } cdz_flags;
+    static CDZ_TLS cdz_flags cdz_tls = {0, 0, 0, 0};
+    #define cdz_backprop_off (cdz_tls.backprop_off)
+    #define cdz_test_mode (cdz_tls.test_mode)
+    #define cdz_anomaly (cdz_tls.anomaly)
+    #define cdz_profile (cdz_tls.profile)
+    static CYTHON_INLINE cdz_flags* cdz_flags_here(void) { return &cdz_tls; }
     """
+    ctypedef struct cdz_flags:
+        int backprop_off
+        int test_mode
+        int anomaly
+        int profile     # how many profile() blocks this thread is inside
+    # This thread's flags. The address is this thread's for its whole life.
+    cdz_flags* cdz_flags_here()
     int cdz_backprop_off
     int cdz_test_mode
     int cdz_anomaly
-    int cdz_profile     # how many profile() blocks this thread is inside
+    int cdz_profile
 
 _CONFIG_FLAGS = ('enable_backprop', 'train', 'detect_anomaly')
 

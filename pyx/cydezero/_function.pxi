@@ -452,6 +452,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
     cdef Variable v
     cdef bint native = _is_native(f)
     cdef bint simple = not native and _is_simple(f)
+    cdef cdz_flags* cfg = cdz_flags_here()     # read as it is at each use
     # A built-in of one or two inputs takes their data as arguments (_fwd2).
     # (A fused operation's arity is known, and its callers pass that many.)
     cdef int arity = (_fused_arity(op) if op else f._arity()) if native else -1
@@ -508,12 +509,12 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
             PyTuple_SET_ITEM(xs, i, d)
     if ins is not None:
         inputs = tuple(ins)
-    if gen >= _MAX_GENERATION and not cdz_backprop_off:
+    if gen >= _MAX_GENERATION and not cfg.backprop_off:
         raise OverflowError(
             '{}: an input has generation {}, the largest there is; its outputs\' '
             'would not fit (generations are C ints)'.format(type(f).__name__, gen))
 
-    cdef long long t0 = _profile_clock() if cdz_profile else 0
+    cdef long long t0 = _profile_clock() if cfg.profile else 0
     if native:
         try:
             ys = f._fwd2(d0, d1) if by_args else f._fwd(xs)
@@ -523,7 +524,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
             raise _forward_error(f, inputs, e) from e
     else:
         ys = f._py_fwd(xs)
-    if cdz_profile:
+    if cfg.profile:
         _profile_add(type(f), 0, _profile_clock() - t0)
 
     cdef list outs
@@ -533,7 +534,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
     else:
         out = _new_output(_check_output(ys, f), simple)
         outs = None
-    cdef bint hide = native and not (reused and not cdz_backprop_off)
+    cdef bint hide = native and not (reused and not cfg.backprop_off)
     if hide and not simple:
         # No cycle through them yet: see _tracking.pxi.
         if outs is None:
@@ -542,9 +543,9 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
             for v in outs:
                 _untrack(v)
     cdef bint no_grad_needed = any_var and all_const
-    if not cdz_backprop_off:
+    if not cfg.backprop_off:
         if op:
-            if outs is None and not simple and not cdz_anomaly:
+            if outs is None and not simple and not cfg.anomaly:
                 _record_op(out, op, n, x0, x1, <int>gen, no_grad_needed)
                 return out
             f = _new_op(op)
@@ -562,7 +563,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
             v._creator = f
             v.generation = <int>(gen + 1)
             v._needs_no_grad = no_grad_needed
-        if cdz_anomaly:
+        if cfg.anomaly:
             _record_site(f)
         if hide:
             _untrack(f)

@@ -3,10 +3,11 @@
 #
 # A node of a scalar graph was three objects: the Variable, the Function
 # that made it, and the value (an _F64). For the operations that need
-# nothing but their inputs (+ - * /, neg, sin, cos, tanh, exp, log), _apply
-# records the operation in the Variable it makes instead, when the result is
-# an _F64: _op says which operation, _fin0 and _fin1 hold its inputs, and no
-# Function is made (_fuse). Everything else still sees a Function:
+# nothing but their inputs (+ - * /, neg, sin, cos, tanh, exp, log) and
+# x ** c for a number c, _apply records the operation in the Variable it
+# makes instead, when the result is an _F64: _op says which operation,
+# _fin0 and _fin1 hold its inputs (for ** the input and c), and no Function
+# is made (_fuse). Everything else still sees a Function:
 # - y.creator makes it on first read (_creator_of), links y as its output,
 #   and keeps it: from then on y is an ordinary output.
 # - The backward pass runs the operation's own backward on the inputs the
@@ -33,12 +34,15 @@ cdef enum:
     _OP_TANH = 8
     _OP_EXP = 9
     _OP_LOG = 10
-    _OP_COUNT = 11      # the fused operations are 1 .. _OP_COUNT - 1
+    _OP_POW = 11        # one input; _fin1 holds the exponent, an int or a float
+    _OP_COUNT = 12      # the fused operations are 1 .. _OP_COUNT - 1
     _OP_CUT = 255       # not fused: see Variable._op
 
 # Per operation, filled once the classes exist (_init_fused): its class,
 # and an instance whose _fwd2 computes the forward (never recorded: _apply
 # records a new one, or fuses). The module keeps them alive (_fused_keep).
+# Pow's has no exponent of its own: it is given c as its second argument,
+# and only pow() uses it, through _apply_scalar (never _op1 or _apply_n).
 cdef PyObject* _fused_type[_OP_COUNT]
 cdef PyObject* _fused_proto[_OP_COUNT]
 cdef list _fused_keep = []
@@ -74,34 +78,38 @@ cdef inline Py_ssize_t _fused_arity(int op) noexcept:
 
 cdef inline object _op1(int op, object x):
     """A fused operation of one input, applied."""
-    if _scalar_in(x) and _plain_config():
+    if _plain_input(x) and _plain_config():
         return _apply_scalar(op, 1, x, None)
     return _apply_n(<Function>_fused_proto[op], None, 1, x, None, op)
 
 
 cdef inline object _op2(int op, object x0, object x1):
     """A fused operation of two inputs, applied."""
-    if _scalar_in(x0) and _scalar_in(x1) and _plain_config():
+    if _plain_input(x0) and _plain_input(x1) and _plain_config():
         return _apply_scalar(op, 2, x0, x1)
     return _apply_n(<Function>_fused_proto[op], None, 2, x0, x1, op)
 
 
-cdef inline bint _scalar_in(object x) noexcept:
-    """x is what _apply_scalar takes: a Variable holding an _F64 (not a
-    subclass: core_simple's and users' go through _apply_n) or a float."""
-    return ((type(x) is Variable and type((<Variable>x)._data) is _F64)
-            or type(x) is float)
+cdef inline bint _plain_input(object x) noexcept:
+    """x is what _apply_scalar takes: a Variable (not a subclass:
+    core_simple's and users' go through _apply_n), whatever it holds, or
+    a float or an int (`1 - x`, `100 * y`), constants that _apply_n keeps
+    as they are too."""
+    return type(x) is Variable or type(x) is float or type(x) is int
 
 
 cdef inline bint _plain_config() noexcept:
     """Recording on, nothing to profile or to record for anomaly mode."""
-    return not (cdz_backprop_off or cdz_anomaly or cdz_profile)
+    cdef cdz_flags* c = cdz_flags_here()
+    return not (c.backprop_off or c.anomaly or c.profile)
 
 
 cdef object _apply_scalar(int op, Py_ssize_t n, object x0, object x1):
-    """_apply_n for the usual call of a fused operation, on what _scalar_in
-    takes with _plain_config: the same result and record, without the
-    checks that cannot fail here."""
+    """_apply_n for the usual call of a fused operation, on what
+    _plain_input takes with _plain_config: the same result and record,
+    without the checks that cannot fail there. Scalars are the case it is
+    for; an array result (or a forward error) comes out as from _apply_n,
+    recorded by a Function of its own."""
     cdef Variable v
     cdef Py_ssize_t gen = 0
     cdef bint any_var = False, all_const = True
@@ -121,8 +129,8 @@ cdef object _apply_scalar(int op, Py_ssize_t n, object x0, object x1):
             gen = v.generation
         any_var = True
         all_const = all_const and v._needs_no_grad
-    if gen >= _MAX_GENERATION:
-        return _apply_n(proto, None, n, x0, x1, op)     # which raises
+    if gen >= _MAX_GENERATION:      # what _apply_n raises
+        return _apply1(Pow(x1), x0) if op == _OP_POW else _apply_n(proto, None, n, x0, x1, op)
     if _pool_doomed:
         _pool_sweep()
     try:
@@ -153,6 +161,9 @@ cdef Function _make_creator(Variable out, int op, Py_ssize_t n, object x0, objec
     """A new Function of operation op on inputs x0 (and x1), of generation
     gen, linked as the creator of out."""
     cdef Function f = _new_op(op)
+    if op == _OP_POW:
+        (<Pow>f).c = x1     # the exponent, not an input
+        x1 = None
     f.generation = gen
     f._set_inputs12(n, x0, x1)
     f._link1(out)
@@ -209,6 +220,8 @@ cdef object _fused_gx(int op, int k, object gy, Variable y, object in0, object i
         return _div_gx(k, gy, in0, in1, graph)
     if op == _OP_NEG:
         return _neg_g(gy, graph)
+    if op == _OP_POW:
+        return _pow_gx(gy, _raw(in0, graph), in1, graph)
     if op == _OP_SIN:
         return _sin_gx(gy, in0, graph)
     if op == _OP_COS:

@@ -176,33 +176,42 @@ cdef class Pow(_Builtin):
         self.c = c
 
     cdef object _fwd2(self, object x0, object x1):
-        return _power(x0, self.c)
+        # x1: the exponent when the call is fused (_apply_scalar gives it,
+        # to the shared instance, which has none); else None, and c is ours
+        return _power(x0, self.c if x1 is None else x1)
 
     cdef tuple _bw(self, object gy, bint graph):
-        cdef double v, g, e, p, r
-        cdef bint ok
-        c = self.c
-        x = self._xr(0, graph)
-        if not graph:
-            if (_is_value(x) and _is_value(gy) and (type(c) is int or type(c) is float)
-                    and _scalar_f64(x, &v) and _scalar_f64(gy, &g) and _scalar_f64(c, &e)):
-                # DeZero's c * x ** (c - 1) * gy in C, step by step as NumPy
-                # does it; anything flagged is NumPy's to compute and report
-                if c == 2:
-                    p = v       # x ** 1 is x
-                    ok = True
-                else:
-                    ok = _pow_f64(v, c - 1, &p)
-                if ok:
-                    r = e * p
-                    if _plain(r, e == 0.0 or p == 0.0) and _plain(r * g, r == 0.0 or g == 0.0):
-                        return (_f64(r * g),)
-            x, gy = _arr(x), _arr(gy)
-        return (c * x ** (c - 1) * gy,)
+        return (_pow_gx(gy, self._xr(0, graph), self.c, graph),)
+
+
+cdef object _pow_gx(object gy, object x, object c, bint graph):
+    # x: the input as _raw gives it; c: the exponent
+    cdef double v, g, e, p, r
+    cdef bint ok
+    if not graph:
+        if (_is_value(x) and _is_value(gy) and (type(c) is int or type(c) is float)
+                and _scalar_f64(x, &v) and _scalar_f64(gy, &g) and _scalar_f64(c, &e)):
+            # DeZero's c * x ** (c - 1) * gy in C, step by step as NumPy
+            # does it; anything flagged is NumPy's to compute and report
+            if c == 2:
+                p = v       # x ** 1 is x
+                ok = True
+            else:
+                ok = _pow_f64(v, c - 1, &p)
+            if ok:
+                r = e * p
+                if _plain(r, e == 0.0 or p == 0.0) and _plain(r * g, r == 0.0 or g == 0.0):
+                    return _f64(r * g)
+        x, gy = _arr(x), _arr(gy)
+    return c * x ** (c - 1) * gy
 
 
 def pow(x, c):
     """x ** c for a constant c (c itself is not differentiated)."""
+    # (Fused as _op1 would, but _apply_n is not given the shared Pow, which
+    # takes c as its second argument: see _fused.pxi.)
+    if (type(c) is int or type(c) is float) and _plain_input(x) and _plain_config():
+        return _apply_scalar(_OP_POW, 1, x, c)
     return _apply1(Pow(c), x)
 
 
@@ -218,8 +227,22 @@ cdef class Sin(_Builtin):
         return (_sin_gx(gy, self._in0, graph),)
 
 
+cdef inline bint _numbers(object gy, object x, bint graph, double* g, double* v) except -1:
+    """Whether a scalar derivative is done in C: no graph, and gy and x are
+    one float64 value each (not constants), read into g[0] and v[0]. It
+    then gives the bits NumPy's steps would, without an object for each
+    step; a step that raised a flag sends the whole derivative back to
+    them, so NumPy's warnings and np.errstate still apply."""
+    return (not graph and _is_value(gy) and _is_value(x)
+            and _scalar_f64(gy, g) and _scalar_f64(x, v))
+
+
 cdef object _sin_gx(object gy, object in0, bint graph):
+    cdef double g, v, c
     x = _raw(in0, graph)
+    if (_numbers(gy, x, graph, &g, &v) and _call_loop(U_COS, &v, &c)
+            and _plain(g * c, g == 0.0 or c == 0.0)):
+        return _f64(g * c)
     return _times(gy, cos(x) if graph else _umath(U_COS, x), graph)
 
 
@@ -241,7 +264,11 @@ cdef class Cos(_Builtin):
 
 
 cdef object _cos_gx(object gy, object in0, bint graph):
+    cdef double g, v, c
     x = _raw(in0, graph)
+    if (_numbers(gy, x, graph, &g, &v) and _call_loop(U_SIN, &v, &c)
+            and _plain(g * -c, g == 0.0 or c == 0.0)):
+        return _f64(g * -c)
     return _times(gy, -sin(x) if graph else _negate(_umath(U_SIN, x)), graph)
 
 
@@ -264,6 +291,11 @@ cdef class Tanh(_Builtin):
 
 cdef object _tanh_gx(object gy, object y, bint graph):
     # y: the output's value (a Variable under graph), as _yr gives it
+    cdef double g, v, u
+    if _numbers(gy, y, graph, &g, &v):
+        u = 1.0 - v * v
+        if _plain(v * v, v == 0.0) and _plain(u, True) and _plain(g * u, g == 0.0 or u == 0.0):
+            return _f64(g * u)
     return _times(gy, _minus(1, _times(y, y, graph), graph), graph)
 
 
@@ -314,4 +346,4 @@ def log(x):
     return _op1(_OP_LOG, x)
 
 
-_init_fused([Add, Sub, Mul, Div, Neg, Sin, Cos, Tanh, Exp, Log])
+_init_fused([Add, Sub, Mul, Div, Neg, Sin, Cos, Tanh, Exp, Log, Pow])
