@@ -123,6 +123,26 @@ def test_the_creator_is_made_on_first_read_and_kept(name):
     assert seen == [1.0]
 
 
+@pytest.mark.parametrize('expr', ['1 - x', '100 * x', 'x / 3', '2 + x', 'x ** 2', 'x ** 0.5'])
+def test_int_constants_and_powers_of_a_leaf_are_fused_and_shown_as_dezero_shows_them(
+        dezero, expr):
+    # A leaf holds its 0-d array and 1, 100, 3 are ints: the fused path
+    # takes both now; the creator made on demand must show DeZero's inputs.
+    got = []
+    for V in (Variable, dezero.Variable):
+        x = V(np.array(0.7))
+        y = eval(expr, {'x': x})
+        if V is Variable:
+            # x ** 0.5 is NumPy's (a sqrt), whose result is an array: a Pow
+            # Function records it, as any array result of these operations
+            assert (C._fused_op_name(y) is None) == (expr == 'x ** 0.5')
+        f = y.creator
+        ins = [(type(v.data).__name__, str(v.data.dtype), v.data.tolist(), v is x) for v in f.inputs]
+        y.backward()
+        got.append((type(f).__name__, ins, getattr(f, 'c', None), bits(y.data), bits(x.grad.data)))
+    assert got[0] == got[1]
+
+
 @pytest.mark.parametrize('x0', [0.3, 1.7])
 @pytest.mark.parametrize('made', ['none', 'every other', 'all'])
 def test_gradients_are_dezeros_whatever_creators_were_made(dezero, x0, made):
