@@ -27,6 +27,43 @@ def test_replacement_is_stored_and_added_to_the_earlier_grad():
     np.testing.assert_array_equal(x.grad.data, 2 * x.data + 10 * 2 * x.data)
 
 
+def _two_uses_of_a_leaf_with_an_earlier_grad():
+    """x (whose .grad is 10 already) used twice, by a (2x) and d (5x); the
+    backward pass reaches x through one before the other, so a hook on a
+    or d runs between x's two gradients of the pass for one of them."""
+    x = Variable(np.array(2.0))
+    x.grad = Variable(np.array(10.0))
+    a = x * 2.0
+    d = x * 5.0
+    y = (a * 1.0) * 1.0 + d
+    return x, {'a': a, 'd': d}, y
+
+
+@pytest.mark.parametrize('on', ['a', 'd'])
+def test_a_hook_registered_mid_pass_adds_the_earlier_grad_once(on):
+    x, uses, y = _two_uses_of_a_leaf_with_an_earlier_grad()
+    seen = []
+
+    def register_on_x(g):
+        if not seen:
+            seen.append('registered')
+            x.register_hook(lambda g: seen.append(float(g.data)))
+
+    uses[on].register_hook(register_on_x)
+    y.backward()
+    assert float(x.grad.data) == 10.0 + 2.0 + 5.0
+    assert len(seen) == 2       # x's hook ran once
+
+
+@pytest.mark.parametrize('on', ['a', 'd'])
+def test_a_hook_removed_mid_pass_keeps_the_earlier_grad(on):
+    x, uses, y = _two_uses_of_a_leaf_with_an_earlier_grad()
+    handle = x.register_hook(lambda g: None)
+    uses[on].register_hook(lambda g: handle.remove())
+    y.backward()
+    assert float(x.grad.data) == 10.0 + 2.0 + 5.0
+
+
 def test_nonleaf_hook_sees_the_sum_over_every_use_and_changes_what_flows_back():
     x = Variable(np.array([0.3, -0.7]))
     a = F.sin(x)

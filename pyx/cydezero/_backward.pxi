@@ -251,14 +251,27 @@ cdef inline void _release_acc(Variable x, size_t epoch) noexcept:
 
 
 cdef inline int _accumulate(Variable x, object gx, bint graph, list touched,
-                            bint from_prior, size_t epoch) except -1:
-    """Add gx into x's gradient for this pass (starting from x.grad when
-    from_prior). A gradient another variable may hold is never modified:
-    in place only into buffers the engine allocated."""
+                            list deferred, size_t epoch) except -1:
+    """Add gx into x's gradient for this pass. A gradient another variable
+    may hold is never modified: in place only into buffers the engine
+    allocated.
+
+    x's first gradient of the pass is added to x.grad, as DeZero sums,
+    unless deferred is None (a root, whose seed started from x.grad, or
+    the functional grad(), which reads no .grad) or x has hooks: they see
+    this pass's gradient alone, so x goes into deferred, and a leaf's
+    .grad is added after them (_add_deferred_priors). Decided here, once:
+    a hook registered or removed later in the pass changes nothing about
+    it (a hook registered later sees x.grad in the sum)."""
     cdef double a, b
     acc = _own_acc(x, epoch)
     if acc is None:
-        prior = _prior_grad(x, graph) if from_prior and x.grad is not None else None
+        prior = None
+        if deferred is not None and x.grad is not None:
+            if x._hooked:
+                deferred.append(x)
+            else:
+                prior = _prior_grad(x, graph)
         touched.append(x)
         x._pass = epoch
         if prior is None:
@@ -352,7 +365,7 @@ cdef inline void _run_output_hooks(Variable y, bint graph, size_t epoch) except 
 
 
 cdef inline bint _pass_on(_FuncHeap heap, object x_obj, object gx, bint graph, list touched,
-                          bint functional, size_t epoch) except -1:
+                          list deferred, size_t epoch) except -1:
     """Add gx, a gradient for input x_obj, into x_obj's gradient, and
     schedule what made x_obj. Returns whether x_obj is a Variable cut by
     unchain() (for grad()'s error). Nothing for a gradient of None, a raw
@@ -367,11 +380,9 @@ cdef inline bint _pass_on(_FuncHeap heap, object x_obj, object gx, bint graph, l
         return False
     if not graph:
         gx = _as_arr(gx)
-    # A hooked leaf's hooks see this pass's gradient alone; the earlier
-    # .grad is added after them, at commit.
     prior = x._pass
     fused = x._op if _is_fused(x) else 0
-    _accumulate(x, gx, graph, touched, not functional and not x._hooked, epoch)
+    _accumulate(x, gx, graph, touched, deferred, epoch)
     return _schedule_maker(heap, x, prior, fused, epoch)
 
 
@@ -398,6 +409,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef int op, fused
     cdef Py_ssize_t i, n
     cdef list touched = []
+    cdef list deferred          # see _accumulate
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
     cdef tuple ys, gys, gxs
     cdef bint native, two
@@ -420,6 +432,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     # into the inputs, free the outputs' gradients); run the leaves' hooks;
     # commit. Seeds are made before anything is touched, so bad ones change
     # nothing.
+    deferred = None if functional else []
     n = len(roots)
     seeds = [_seed(<Variable>roots[i], seeds[i], graph) for i in range(n)]
     epoch = _begin_pass()
@@ -429,7 +442,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             x = <Variable>roots[i]
             prior = x._pass
             fused = x._op if _is_fused(x) else 0
-            _accumulate(x, seeds[i], graph, touched, False, epoch)
+            _accumulate(x, seeds[i], graph, touched, None, epoch)
             if _schedule_maker(heap, x, prior, fused, epoch):
                 cut = x
 
@@ -463,9 +476,9 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 if cfg.anomaly:
                     _check_anomaly(<type>_fused_type[op], None, (gy1,),
                                    (gx0, gx1) if two else (gx0,))
-                if _pass_on(heap, in0, gx0, graph, touched, functional, epoch):
+                if _pass_on(heap, in0, gx0, graph, touched, deferred, epoch):
                     cut = <Variable>in0
-                if two and _pass_on(heap, in1, gx1, graph, touched, functional, epoch):
+                if two and _pass_on(heap, in1, gx1, graph, touched, deferred, epoch):
                     cut = <Variable>in1
                 if not retain:
                     gy1 = gx0 = gx1 = None
@@ -534,7 +547,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 gx = gxs[i]
                 x_obj = f._inp(i)
                 i += 1
-                if _pass_on(heap, x_obj, gx, graph, touched, functional, epoch):
+                if _pass_on(heap, x_obj, gx, graph, touched, deferred, epoch):
                     cut = <Variable>x_obj
             if not retain:
                 # Outputs' gradients are consumed: free them now, not at the
@@ -550,7 +563,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         _run_leaf_hooks(wanted if functional else touched, graph, epoch)
         if functional:
             return [_wanted_grad(<Variable>v, i, cut, graph, epoch) for i, v in enumerate(wanted)]
-        _add_prior_to_hooked_leaves(touched, roots, graph, epoch)
+        _add_deferred_priors(deferred, graph, epoch)
         _commit(touched, retain, graph, epoch)
         return None
     finally:
@@ -576,18 +589,13 @@ cdef void _run_leaf_hooks(list leaves, bint graph, size_t epoch) except *:
             x._acc = _run_hooks(x, x._acc, graph)
 
 
-cdef void _add_prior_to_hooked_leaves(list touched, list roots, bint graph,
-                                      size_t epoch) except *:
+cdef void _add_deferred_priors(list deferred, bint graph, size_t epoch) except *:
     """A hooked leaf's hooks saw this pass's gradient alone; its earlier
-    .grad is added now (a root's seed already started from it)."""
+    .grad is added now (see _accumulate)."""
     cdef Variable x
-    if not _hooks:
-        return
-    for x_obj in touched:
+    for x_obj in deferred:
         x = <Variable>x_obj
-        if (x._hooked and _is_leaf(x) and x.grad is not None
-                and _pass_acc(x, epoch) is not None
-                and not any([x_obj is r for r in roots])):
+        if _is_leaf(x) and x.grad is not None and _pass_acc(x, epoch) is not None:
             prior = _prior_grad(x, graph)
             x._acc = prior + x._acc if graph else _as_arr(_arith(OP_ADD, prior, x._acc))
 

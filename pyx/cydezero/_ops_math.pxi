@@ -189,8 +189,8 @@ cdef object _pow_gx(object gy, object x, object c, bint graph):
     cdef double v, g, e, p, r
     cdef bint ok
     if not graph:
-        if (_is_value(x) and _is_value(gy) and (type(c) is int or type(c) is float)
-                and _scalar_f64(x, &v) and _scalar_f64(gy, &g) and _scalar_f64(c, &e)):
+        if (_numbers(gy, x, graph, &g, &v) and (type(c) is int or type(c) is float)
+                and _scalar_f64(c, &e)):
             # DeZero's c * x ** (c - 1) * gy in C, step by step as NumPy
             # does it; anything flagged is NumPy's to compute and report
             if c == 2:
