@@ -1545,3 +1545,81 @@ def test_grad_with_repeated_and_root_inputs():
         gs = cydezero.grad(y, [x, x, y])
         print([g.data.tolist() for g in gs], x.grad, y.grad)
     ''', '[[2.0, 4.0], [2.0, 4.0], 1.0] None None')
+
+
+# ---------------------------------------------------------------------------
+# Hooks that change the graph's hooks, creators and values mid-pass
+# ---------------------------------------------------------------------------
+# Metamorphic: hooks that return None leave every gradient as the same
+# program computes it without them, whatever else they do during the pass:
+# register and remove hooks on any node (leaves included, between two of a
+# leaf's gradients), read .creator (which makes a fused node's creator) and
+# .data, run another backward, collect. Truth is the same graph without
+# hooks; a hooked leaf's earlier .grad is added after its hooks, so its sum
+# may round differently (rtol 1e-12). Failed at a4e8910: a hook registered
+# or removed between a leaf's two gradients counted its .grad twice or not
+# at all.
+def test_hooks_that_return_none_change_no_gradient_whatever_they_do_mid_pass():
+    run('''
+        import random
+
+        def program(seed):
+            rng = random.Random(seed)
+            r = np.random.RandomState(seed)
+            shape = rng.choice([(), (), (), (3,)])
+            leaves = [Variable(r.uniform(0.5, 1.5, size=shape))
+                      for _ in range(rng.randint(1, 3))]
+            for leaf in leaves:
+                if rng.random() < 0.5:
+                    leaf.grad = Variable(r.uniform(-1, 1, size=shape))
+            nodes = list(leaves)
+            for _ in range(rng.randint(2, 20)):
+                a = rng.choice(nodes[-5:] if rng.random() < 0.7 else nodes)
+                b = rng.choice(nodes)
+                nodes.append(rng.choice([
+                    lambda: a + b, lambda: a - b, lambda: a * b,
+                    lambda: a / (b * b + 1.0), lambda: F.sin(a), lambda: F.tanh(a),
+                    lambda: (a * a + 0.5) ** 1.5, lambda: 0.7 * a])())
+            out = nodes[-1] if shape == () else F.sum(nodes[-1])
+            return rng.choice(['once', 'retain', 'twice']), leaves, nodes, out
+
+        def gradients(seed, hostile):
+            mode, leaves, nodes, out = program(seed)
+            if hostile:
+                h = random.Random(seed * 7 + 1)
+                handles = []
+
+                def hook(g):
+                    for _ in range(h.randint(0, 3)):
+                        act, v = h.choice(['reg', 'rm', 'creator', 'data', 'other', 'gc']), h.choice(nodes)
+                        if act == 'reg':
+                            handles.append(v.register_hook(lambda g: None))
+                        elif act == 'rm' and handles:
+                            handles.pop(h.randrange(len(handles))).remove()
+                        elif act == 'creator' and v.creator is not None:
+                            v.creator.inputs
+                        elif act == 'data':
+                            v.data
+                        elif act == 'other':
+                            z = Variable(np.array(0.3))
+                            (F.sin(z) * z).backward()
+                        elif act == 'gc':
+                            gc.collect(0)
+
+                for v in nodes:
+                    if h.random() < 0.3:
+                        handles.append(v.register_hook(hook))
+            out.backward(retain_grad=mode == 'retain')
+            if mode == 'twice':
+                out.backward()
+            shown = nodes if mode == 'retain' else leaves
+            return [None if v.grad is None else v.grad.data.copy() for v in shown]
+
+        bad = []
+        for seed in range(600):
+            want, got = gradients(seed, False), gradients(seed, True)
+            if not all((a is None and b is None) or (a is not None and b is not None
+                       and np.allclose(a, b, rtol=1e-12, atol=0)) for a, b in zip(want, got)):
+                bad.append(seed)
+        print('differ', bad)
+    ''', 'differ []')
