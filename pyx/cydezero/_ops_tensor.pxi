@@ -165,9 +165,15 @@ cdef enum:
 cdef object _scatter_add(object gy, object slices, object in_shape):
     """Zeros of in_shape with gy added at slices (repeated indices add up)."""
     if _is_gpu_array(gy):
-        import cupyx
-        gx = sys.modules['cupy'].zeros(in_shape, dtype=gy.dtype)
-        cupyx.scatter_add(gx, slices, gy)
+        cp = sys.modules['cupy']
+        gx = cp.zeros(in_shape, dtype=gy.dtype)
+        add_at = getattr(cp.add, 'at', None)
+        if add_at is not None:
+            add_at(gx, slices, gy)
+        else:
+            # Older CuPy has no ufunc.at; CuPy 14 deprecates this for it.
+            import cupyx
+            cupyx.scatter_add(gx, slices, gy)
         return gx
     gx = np.zeros(in_shape, dtype=gy.dtype)
     if _basic_indexing(slices):
