@@ -684,6 +684,98 @@ def test_copy_and_pickle_keep_what_dezero_keeps():
     assert y.creator.outputs[0]() is y
 
 
+# -- deep copies and pickles of a graph -----------------------------------------
+
+def _graph_program(V):
+    """Every kind of parameter a built-in keeps (Pow's c, Sum's axis,
+    Reshape's shape, GetItem's slices, Max's axis), fused scalars, a
+    constant input, a Python Function with an attribute, and x used twice.
+    Returns (output, leaves)."""
+    x = V(np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]]))
+    s = V(np.array(0.7))
+    h = F.softmax(F.reshape(x, (3, 2)) * 2.0, axis=0)
+    y = (F.sum(h ** 3, axis=1)[np.array([0, 2, 0])] + F.max(x, axis=0)) * F.sin(s) ** 2
+    return F.sum(y * np.array([1.0, 2.0, 3.0])) + s * 3.0 + 1.0, [x, s]
+
+
+@pytest.mark.parametrize('clone', [copy.deepcopy, lambda v: pickle.loads(pickle.dumps(v))])
+def test_a_copied_graph_differentiates_into_its_own_leaves(clone):
+    # DeZero deep-copies a graph (its Functions are plain objects); its
+    # copy's backward then fails on the weak references to the original
+    # outputs. Here the copy is a graph of its own: truth is the original's
+    # gradients, which the copy's backward must not touch.
+    y, leaves = _graph_program(Variable)
+    c = clone(y)
+    assert c is not y and float(c.data) == float(y.data)
+    assert c.creator is not y.creator and c.creator.outputs[0]() is c
+    c.backward()
+    assert all(v.grad is None for v in leaves)
+    y.backward()
+    copies = []
+    todo = [c.creator]
+    while todo:     # the copy's leaves, found through its graph
+        for v in todo.pop().inputs:
+            if v.creator is None:
+                if not any(v is k for k in copies) and v.grad is not None:
+                    copies.append(v)
+            else:
+                todo.append(v.creator)
+    got = sorted(copies, key=lambda v: v.data.size, reverse=True)
+    want = sorted(leaves, key=lambda v: v.data.size, reverse=True)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g is not w
+        np.testing.assert_array_equal(g.grad.data, w.grad.data)
+
+
+def test_deepcopy_of_a_model_whose_rnn_holds_its_state_matches_dezero(dezero):
+    # best = copy.deepcopy(model) in the middle of a sequence: DeZero copies
+    # the hidden state's graph; the copy must run on from it as DeZero's does.
+    import cydezero.layers as L
+    import cydezero.models as M
+
+    def make(layers, models):
+        class Net(models.Model):
+            def __init__(self):
+                super().__init__()
+                self.rnn = layers.RNN(4)
+                self.fc = layers.Linear(1)
+
+            def forward(self, x):
+                return self.fc(self.rnn(x))
+        return Net()
+
+    outs = {}
+    for name, layers, models in (('dz', dezero.layers, dezero.models), ('cz', L, M)):
+        np.random.seed(0)
+        m = make(layers, models)
+        xs = np.random.rand(3, 1, 1)
+        m(xs[0])
+        m(xs[1])
+        twin = copy.deepcopy(m)
+        outs[name] = (twin(xs[2]).data, m(xs[2]).data)
+    np.testing.assert_array_equal(outs['cz'][0], outs['dz'][0])
+    np.testing.assert_array_equal(outs['cz'][0], outs['cz'][1])
+    # and ours (the last made) differentiates through the copied state
+    twin.cleargrads()
+    F.sum(twin(xs[0])).backward()
+    assert all(p.grad is not None for p in twin.params())
+
+
+def test_a_copied_graph_is_freed_by_reference_counting():
+    import gc
+    import weakref
+    y, leaves = _graph_program(Variable)
+    gc.disable()
+    try:
+        c = copy.deepcopy(y)
+        f = weakref.ref(c.creator)
+        del c
+        assert f() is None
+    finally:
+        gc.enable()
+
+
 # -- set_creator -------------------------------------------------------------
 
 def test_set_creator_to_the_same_function_changes_nothing(dezero):

@@ -41,6 +41,21 @@ def _foreign_output_died(Py_ssize_t key, Py_ssize_t i, Py_ssize_t out, ref):
         (<Function>f)._outs[i] = NULL
 
 
+cdef void _link_watched(Function f, list vs) except *:
+    """Link vs (Variables, or None for an empty slot) as f's outputs. Only
+    an output's creator is told when it dies (Variable.__dealloc__ clears
+    its slot); any other output is watched by a weak reference."""
+    cdef Py_ssize_t i, key = <Py_ssize_t><void*>f
+    watch = [weakref.ref(o, partial(_foreign_output_died, key, i, id(o)))
+             for i, o in enumerate(vs) if o is not None and (<Variable>o)._creator is not f]
+    f._link(vs)
+    for i in range(len(vs)):
+        if vs[i] is None:
+            f._outs[i] = NULL
+    if watch:
+        _foreign_outs[key] = watch
+
+
 @cython.trashcan(True)
 cdef class Function:
     """An operation in the graph. Subclass it and define ``forward`` (on
@@ -111,7 +126,6 @@ cdef class Function:
     @outputs.setter
     def outputs(self, outs):
         cdef list vs = []
-        cdef Py_ssize_t i, key = <Py_ssize_t><void*>self
         for o in outs:
             if isinstance(o, weakref.ref):
                 o = o()
@@ -119,13 +133,61 @@ cdef class Function:
                 raise TypeError('Function.outputs takes Variables or weak '
                                 'references to them, got {!r}'.format(type(o)))
             vs.append(o)
-        # Only an output's creator is told when it dies (Variable.__dealloc__
-        # clears its slot); any other output is watched by a weak reference.
-        watch = [weakref.ref(o, partial(_foreign_output_died, key, i, id(o)))
-                 for i, o in enumerate(vs) if (<Variable>o)._creator is not self]
-        self._link(vs)
-        if watch:
-            _foreign_outs[key] = watch
+        _link_watched(self, vs)
+
+    # -- copy and pickle ---------------------------------------------------
+    # DeZero's Function is a plain object, so copy.deepcopy copies a graph
+    # (a model whose RNN layer holds its hidden state, say) and so does
+    # pickle here. The state: the inputs as recorded, the generation, the
+    # outputs (None for a dead one; held, so that a copy takes them along
+    # and links them to the new Function), the operation's own parameters
+    # (_state_names: Pow's c, Sum's axis, ...) and a Python subclass's
+    # __dict__.
+    _state_names = ()
+
+    def __reduce__(self):
+        cdef Py_ssize_t i
+        ins = self._input_tuple() if self._nin >= 0 else None
+        outs = [_live(self._outs[i]) for i in range(self._nout)] if self._nout else None
+        params = tuple([getattr(self, name) for name in type(self)._state_names])
+        return (_new_of_type, (type(self),),
+                (ins, self.generation, outs, params, getattr(self, '__dict__', None) or None))
+
+    def __setstate__(self, state):
+        name = type(self).__name__
+        if type(state) is not tuple or len(state) != 5:
+            raise TypeError('{}.__setstate__: expected the 5-tuple that __reduce__ makes, '
+                            'got {!r}'.format(name, type(state)))
+        ins, generation, outs, params, d = state
+        names = type(self)._state_names
+        if type(params) is not tuple or len(params) != len(names):
+            raise TypeError('{}.__setstate__: expected {} parameters ({}), got {!r}'
+                            .format(name, len(names), ', '.join(names), params))
+        if ins is not None and type(ins) is not tuple:
+            raise TypeError('{}.__setstate__: inputs must be a tuple or None, got {!r}'
+                            .format(name, type(ins)))
+        if outs is not None and (type(outs) is not list or not all(
+                [o is None or isinstance(o, Variable) for o in outs])):
+            raise TypeError('{}.__setstate__: outputs must be a list of Variables (None for '
+                            'a dead one) or None, got {!r}'.format(name, outs))
+        # Constants are checked as a call checks them; a Python Function
+        # sees every input as a Variable.
+        if ins is not None:
+            ins = tuple([x if isinstance(x, Variable)
+                         else _check_const(x, self) if _is_native(self)
+                         else as_variable(x) for x in ins])
+        self.generation = generation
+        for key, value in zip(names, params):
+            setattr(self, key, value)
+        if d:
+            self.__dict__.update(d)
+        if ins is None:
+            self._in0 = self._in1 = self._more = None
+            self._nin = -1
+        else:
+            self._set_inputs(ins)
+        _link_watched(self, outs or [])
+        _track_graph(self)      # an input may reach back here
 
     # -- what the engine calls --------------------------------------------
     cdef int _arity(self):

@@ -162,6 +162,7 @@ def neg(x):
 
 cdef class Pow(_Builtin):
     """y = x ** c for a constant c;  gx = c * x ** (c - 1) * gy."""
+    _state_names = ('c',)     # see Function.__reduce__
     cdef public object c
 
     cdef bint _f64_aware(self):

@@ -8,6 +8,7 @@ import numpy as np
 
 cdef class Reshape(_Builtin):
     """y = x.reshape(shape);  gx = gy.reshape(x.shape)."""
+    _state_names = ('shape',)     # see Function.__reduce__
     cdef public object shape
 
     def __init__(self, shape):
@@ -29,6 +30,7 @@ def reshape(x, shape):
 
 cdef class Transpose(_Builtin):
     """y = x.transpose(axes);  gx = gy transposed by the inverse permutation."""
+    _state_names = ('axes',)     # see Function.__reduce__
     cdef public object axes
 
     def __init__(self, axes=None):
@@ -52,6 +54,7 @@ def transpose(x, axes=None):
 
 cdef class Sum(_Builtin):
     """y = x.sum(axis, keepdims);  gx = gy broadcast back to x.shape."""
+    _state_names = ('axis', 'keepdims')     # see Function.__reduce__
     cdef public object axis
     cdef public object keepdims
 
@@ -75,6 +78,7 @@ def sum(x, axis=None, keepdims=False):
 
 cdef class SumTo(_Builtin):
     """y = sum_to(x, shape);  gx = broadcast_to(gy, x.shape)."""
+    _state_names = ('shape',)     # see Function.__reduce__
     cdef public object shape
 
     def __init__(self, shape):
@@ -97,6 +101,7 @@ def sum_to(x, shape):
 
 cdef class BroadcastTo(_Builtin):
     """y = broadcast_to(x, shape);  gx = sum_to(gy, x.shape)."""
+    _state_names = ('shape',)     # see Function.__reduce__
     cdef public object shape
 
     def __init__(self, shape):
@@ -190,6 +195,7 @@ cdef object _scatter_add(object gy, object slices, object in_shape):
 
 cdef class GetItem(_Builtin):
     """y = x[slices];  gx = zeros like x with gy added at slices."""
+    _state_names = ('slices',)     # see Function.__reduce__
     cdef public object slices
 
     def __init__(self, slices):
@@ -213,6 +219,7 @@ def get_item(x, slices):
 cdef class GetItemGrad(_Builtin):
     """The backward of GetItem as a Function: y = scatter-add of gy;
     its own backward is get_item(ggx, slices)."""
+    _state_names = ('slices', 'in_shape')     # see Function.__reduce__
     cdef public object slices
     cdef public object in_shape
 
@@ -231,6 +238,7 @@ cdef class GetItemGrad(_Builtin):
 
 cdef class Max(_Builtin):
     """y = x.max(axis, keepdims);  gx = gy where x equals the maximum, else 0."""
+    _state_names = ('axis', 'keepdims')     # see Function.__reduce__
     cdef public object axis
     cdef public object keepdims
 

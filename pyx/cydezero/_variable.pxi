@@ -341,9 +341,10 @@ cdef class Parameter(Variable):
 
 
 def _new_of_type(cls):
-    """An empty instance of a Variable class, for unpickling and copy."""
-    if not (isinstance(cls, type) and issubclass(cls, Variable)):
-        raise TypeError('expected a Variable class, got {!r}'.format(cls))
+    """An empty instance of a Variable or Function class, for unpickling
+    and copy."""
+    if not (isinstance(cls, type) and issubclass(cls, (Variable, Function))):
+        raise TypeError('expected a Variable or Function class, got {!r}'.format(cls))
     return cls.__new__(cls)
 
 
