@@ -1226,6 +1226,7 @@ def test_function_setstate_with_bad_states_raises_and_links_nothing():
             ((x,), 0, (y,), (), None),
             ((x,), 'zero', [y], (), None),                      # generation not an int
             ((x, 'str'), 0, [y], (), None),                     # a constant no call takes
+            ((x,), 0, [y], (), ['attrs']),                      # attributes not a dict
         ]
         for state in bad:
             f = C.Mul.__new__(C.Mul)
@@ -1235,7 +1236,7 @@ def test_function_setstate_with_bad_states_raises_and_links_nothing():
         expect_error(lambda: p.__setstate__(((x,), 0, [y], (), None)), TypeError)
         expect_error(lambda: p.__setstate__(((x,), 0, [y], (1, 2), None)), TypeError)
         print('pow', p.outputs)
-    ''', *['outputs None'] * 9, 'pow None')
+    ''', *['outputs None'] * 10, 'pow None')
 
 
 def test_function_setstate_outputs_that_die_or_are_replaced():

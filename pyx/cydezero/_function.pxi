@@ -170,22 +170,27 @@ cdef class Function:
                 [o is None or isinstance(o, Variable) for o in outs])):
             raise TypeError('{}.__setstate__: outputs must be a list of Variables (None for '
                             'a dead one) or None, got {!r}'.format(name, outs))
+        if d is not None and type(d) is not dict:
+            raise TypeError('{}.__setstate__: expected a dict of attributes or None, got {!r}'
+                            .format(name, type(d)))
+        cdef int gen = generation       # (an int, or raises here)
         # Constants are checked as a call checks them; a Python Function
         # sees every input as a Variable.
         if ins is not None:
             ins = tuple([x if isinstance(x, Variable)
                          else _check_const(x, self) if _is_native(self)
                          else as_variable(x) for x in ins])
-        self.generation = generation
-        for key, value in zip(names, params):
-            setattr(self, key, value)
-        if d:
-            self.__dict__.update(d)
+        # Checked; now set (the inputs first: too many of them raises).
         if ins is None:
             self._in0 = self._in1 = self._more = None
             self._nin = -1
         else:
             self._set_inputs(ins)
+        self.generation = gen
+        for key, value in zip(names, params):
+            setattr(self, key, value)
+        if d:
+            self.__dict__.update(d)
         _link_watched(self, outs or [])
         _track_graph(self)      # an input may reach back here
 
