@@ -1239,6 +1239,34 @@ def test_function_setstate_with_bad_states_raises_and_links_nothing():
     ''', *['outputs None'] * 10, 'pow None')
 
 
+def test_function_setstate_keeps_what_it_checked_when_a_setter_changes_the_state():
+    # A Python subclass's parameter setter runs in the middle of
+    # __setstate__; changing the outputs list it was given must not reach
+    # the Function (it links its own checked copy).
+    run('''
+        x = Variable(np.array([1.0, 2.0]))
+        y = Variable(np.array([0.0, 0.0]))
+        outs = [y]
+
+        class SneakyPow(C.Pow):
+            @property
+            def c(self):
+                return 2
+
+            @c.setter
+            def c(self, value):
+                outs[0] = 'not a Variable'
+                outs.append(12345)
+
+        f = SneakyPow.__new__(SneakyPow)
+        f.__setstate__(((x,), 0, outs, (2,), None))
+        print('linked', len(f.outputs), f.outputs[0]() is y, outs[0])
+        del y
+        gc.collect()
+        print('dead', f.outputs[0]() is None)
+    ''', 'linked 1 True not a Variable', 'dead True')
+
+
 def test_function_setstate_outputs_that_die_or_are_replaced():
     run('''
         x = Variable(np.array([1.0, 2.0]))

@@ -166,10 +166,15 @@ cdef class Function:
         if ins is not None and type(ins) is not tuple:
             raise TypeError('{}.__setstate__: inputs must be a tuple or None, got {!r}'
                             .format(name, type(ins)))
-        if outs is not None and (type(outs) is not list or not all(
-                [o is None or isinstance(o, Variable) for o in outs])):
-            raise TypeError('{}.__setstate__: outputs must be a list of Variables (None for '
-                            'a dead one) or None, got {!r}'.format(name, outs))
+        if outs is not None and type(outs) is not list:
+            raise TypeError('{}.__setstate__: outputs must be a list or None, got {!r}'
+                            .format(name, type(outs)))
+        # Our own copy, checked: a Python subclass's parameter setter, run
+        # below, may change the list it was given.
+        outs = list(outs) if outs is not None else []
+        if not all([o is None or isinstance(o, Variable) for o in outs]):
+            raise TypeError('{}.__setstate__: outputs must be Variables (None for a dead '
+                            'one), got {!r}'.format(name, outs))
         if d is not None and type(d) is not dict:
             raise TypeError('{}.__setstate__: expected a dict of attributes or None, got {!r}'
                             .format(name, type(d)))
@@ -191,7 +196,7 @@ cdef class Function:
             setattr(self, key, value)
         if d:
             self.__dict__.update(d)
-        _link_watched(self, outs or [])
+        _link_watched(self, outs)
         _track_graph(self)      # an input may reach back here
 
     # -- what the engine calls --------------------------------------------
