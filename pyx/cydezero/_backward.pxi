@@ -409,13 +409,13 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef int op, fused
     cdef Py_ssize_t i, n
     cdef list touched = []
-    cdef list deferred          # see _accumulate
     cdef _FuncHeap heap = _FuncHeap.__new__(_FuncHeap)
     cdef tuple ys, gys, gxs
     cdef bint native, two
     cdef int saved = cdz_backprop_off
     cdef bint functional = wanted is not None
     cdef set keep = {id(v) for v in wanted} if functional else None
+    cdef list deferred = None if functional else []     # see _accumulate
     cdef Variable cut = None
     cdef size_t epoch
     cdef long long t0
@@ -432,7 +432,6 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     # into the inputs, free the outputs' gradients); run the leaves' hooks;
     # commit. Seeds are made before anything is touched, so bad ones change
     # nothing.
-    deferred = None if functional else []
     n = len(roots)
     seeds = [_seed(<Variable>roots[i], seeds[i], graph) for i in range(n)]
     epoch = _begin_pass()

@@ -76,6 +76,7 @@ cdef class Function:
     cdef int _arity(self)
     cdef object _inp(self, Py_ssize_t i)
     cdef void _set_inputs(self, tuple xs) except *
+    cdef void _forget_inputs(self)
     cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1)
     cdef tuple _input_tuple(self)
     cdef object _x(self, Py_ssize_t i, bint graph)

@@ -49,9 +49,6 @@ cdef void _link_watched(Function f, list vs) except *:
     watch = [weakref.ref(o, partial(_foreign_output_died, key, i, id(o)))
              for i, o in enumerate(vs) if o is not None and (<Variable>o)._creator is not f]
     f._link(vs)
-    for i in range(len(vs)):
-        if vs[i] is None:
-            f._outs[i] = NULL
     if watch:
         _foreign_outs[key] = watch
 
@@ -106,8 +103,7 @@ cdef class Function:
     @inputs.setter
     def inputs(self, xs):
         if xs is None:
-            self._in0 = self._in1 = self._more = None
-            self._nin = -1
+            self._forget_inputs()
         else:
             self._set_inputs(tuple([as_variable(x) for x in xs]))
             _track_graph(self)      # an input may reach back here
@@ -148,7 +144,7 @@ cdef class Function:
     def __reduce__(self):
         cdef Py_ssize_t i
         ins = self._input_tuple() if self._nin >= 0 else None
-        outs = [_live(self._outs[i]) for i in range(self._nout)] if self._nout else None
+        outs = [_live(self._outs[i]) for i in range(self._nout)]
         params = tuple([getattr(self, name) for name in type(self)._state_names])
         return (_new_of_type, (type(self),),
                 (ins, self.generation, outs, params, getattr(self, '__dict__', None) or None))
@@ -187,8 +183,7 @@ cdef class Function:
                          else as_variable(x) for x in ins])
         # Checked; now set (the inputs first: too many of them raises).
         if ins is None:
-            self._in0 = self._in1 = self._more = None
-            self._nin = -1
+            self._forget_inputs()
         else:
             self._set_inputs(ins)
         self.generation = gen
@@ -219,6 +214,12 @@ cdef class Function:
                              .format(type(self).__name__, n))
         self._set_inputs12(n, xs[0] if n > 0 else None, xs[1] if n > 1 else None)
         self._more = xs[2:] if n > 2 else None
+
+    @cython.final
+    cdef void _forget_inputs(self):
+        """No inputs recorded: ``inputs`` reads None, as on a new Function."""
+        self._nin = -1      # first: dropping an input may run Python code
+        self._in0 = self._in1 = self._more = None
 
     @cython.final
     cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1):
@@ -370,8 +371,8 @@ cdef class Function:
                 self._outs = &self._out1
                 self._nout = 0
                 raise MemoryError()
-        for i in range(n):
-            self._outs[i] = <PyObject*>outs[i]
+        for i in range(n):      # None: an empty slot
+            self._outs[i] = NULL if outs[i] is None else <PyObject*>outs[i]
         self._nout = <unsigned short>n
 
     @cython.final
