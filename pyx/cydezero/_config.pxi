@@ -27,7 +27,17 @@ cdef extern from *:
     #define cdz_test_mode (cdz_tls.test_mode)
     #define cdz_anomaly (cdz_tls.anomaly)
     #define cdz_profile (cdz_tls.profile)
-    static CYTHON_INLINE cdz_flags* cdz_flags_here(void) { return &cdz_tls; }
+    /* Not inlined, on purpose: inlined, the compiler computes the
+       thread-local's address again (a call into the C library) at each
+       use of the pointer in a loop instead of keeping it. */
+    #if defined(_MSC_VER)
+    #  define CDZ_NOINLINE __declspec(noinline)
+    #elif defined(__GNUC__)
+    #  define CDZ_NOINLINE __attribute__((noinline))
+    #else
+    #  define CDZ_NOINLINE
+    #endif
+    static CDZ_NOINLINE cdz_flags* cdz_flags_here(void) { return &cdz_tls; }
     """
     ctypedef struct cdz_flags:
         int backprop_off
