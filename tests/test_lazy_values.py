@@ -258,3 +258,80 @@ def test_operations_without_scalar_paths_get_arrays(dezero, name):
     want_z, want_x = program(dezero.Variable, dezero.functions)
     assert bits(z.data) == bits(want_z.data)
     assert bits(x.grad.data) == bits(want_x.grad.data)
+
+
+# Each operation computed on numbers straight from the Variables that hold
+# them (_fused_f64), at the values where NumPy raises a flag: the result,
+# its bits, dtype and warnings must be NumPy's on 0-d float64 arrays, and
+# np.errstate must turn them into errors as NumPy's do. Inputs come as a
+# leaf's 0-d array and, where finite, as a number a fused operation left in
+# its Variable.
+FLAGGED = [
+    ('add', lambda a, b: a + b, 1e308, 1e308),
+    ('sub', lambda a, b: a - b, -1e308, 1e308),
+    ('mul', lambda a, b: a * b, 1e200, 1e200),
+    ('mul-under', lambda a, b: a * b, 1e-200, 1e-200),
+    ('div-zero', lambda a, b: a / b, 1.0, 0.0),
+    ('div-nan', lambda a, b: a / b, 0.0, 0.0),
+    ('rsub', lambda a, b: b - a, 1e308, -1e308),
+    ('rdiv', lambda a, b: b / a, 0.0, 2.0),
+    ('neg', lambda a, b: -a, 1e308, None),
+    ('sin', lambda a, b: F.sin(a) if isinstance(a, Variable) else np.sin(a), np.inf, None),
+    ('cos', lambda a, b: F.cos(a) if isinstance(a, Variable) else np.cos(a), -np.inf, None),
+    ('tanh', lambda a, b: F.tanh(a) if isinstance(a, Variable) else np.tanh(a), 1e-320, None),
+    ('exp', lambda a, b: F.exp(a) if isinstance(a, Variable) else np.exp(a), 1000.0, None),
+    ('exp-under', lambda a, b: F.exp(a) if isinstance(a, Variable) else np.exp(a), -1000.0, None),
+    ('log-zero', lambda a, b: F.log(a) if isinstance(a, Variable) else np.log(a), 0.0, None),
+    ('log-neg', lambda a, b: F.log(a) if isinstance(a, Variable) else np.log(a), -1.0, None),
+    ('pow-sqrt', lambda a, b: a ** 0.5, -4.0, None),
+    ('pow-square', lambda a, b: a ** 2, 1e200, None),
+    ('pow-loop', lambda a, b: a ** 3, 1e200, None),
+    ('pow-int', lambda a, b: a ** -2, 0.0, None),
+]
+
+
+def _outcome(fn, a, b, **errstate):
+    with warnings.catch_warnings(record=True) as w, np.errstate(**errstate):
+        warnings.simplefilter('always')
+        try:
+            y = fn(a, b)
+        except FloatingPointError as e:
+            return 'raised', str(e)
+    y = y.data if isinstance(y, Variable) else np.asarray(y)
+    return bits(y), y.dtype, y.shape, sorted({(r.category, str(r.message)) for r in w})
+
+
+@pytest.mark.parametrize('name,fn,a,b', FLAGGED, ids=[c[0] for c in FLAGGED])
+@pytest.mark.parametrize('errstate', [{}, {'all': 'raise'}, {'all': 'ignore'}])
+def test_numbers_computed_in_place_flag_as_numpy(name, fn, a, b, errstate):
+    want = _outcome(fn, np.array(a), b, **errstate)
+    assert _outcome(fn, Variable(np.array(a)), b, **errstate) == want
+    if np.isfinite(a) and a != 0.0:
+        held = Variable(np.array(a)) * 1.0      # a number, never read as an array
+        assert _outcome(fn, held, b, **errstate) == want
+
+
+def test_a_leaf_whose_array_is_not_a_native_double():
+    # Byte-swapped or float32 0-d data is NumPy's to compute, with its dtype.
+    for data in (np.array(2.5, dtype='>f8'), np.array(2.5, dtype=np.float32)):
+        y = F.sin(Variable(data) * 3.0)
+        want = np.sin(data * 3.0)
+        assert y.data.dtype == want.dtype and bits(y.data) == bits(want)
+
+
+def test_the_numbers_own_marker_never_reaches_user_code():
+    # A Variable holding a number keeps a marker object in its data slot;
+    # nothing that hands out a Variable's references may hand it out.
+    import gc
+    from cydezero import _core
+    x = Variable(np.array(0.5))
+    y = F.tanh(x * 2.0) + 1.0
+    g = y * y
+    g.backward()
+    for v in (y, g, x.grad):
+        for r in gc.get_referents(v):
+            assert not isinstance(r, _core._Lazy)
+        state = v.__reduce__()[2]
+        assert not any(isinstance(r, _core._Lazy) for r in state)
+        c = copy.deepcopy(v)
+        assert type(c.data) is np.ndarray and bits(c.data) == bits(v.data)

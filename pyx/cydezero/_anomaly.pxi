@@ -49,7 +49,7 @@ cdef str _creation_site():
 
 
 cdef inline bint _finite(object g):
-    g = _arr((<Variable>g)._data if isinstance(g, Variable) else g)
+    g = _arr(_val(<Variable>g) if isinstance(g, Variable) else g)
     return g.dtype.kind not in 'fc' or bool(np.isfinite(g).all())
 
 
@@ -62,7 +62,7 @@ cdef void _check_anomaly(type kind, Function f, tuple gys, tuple gxs) except *:
         gx = gxs[i]
         if gx is None or _finite(gx):
             continue
-        g = _arr((<Variable>gx)._data if isinstance(gx, Variable) else gx)
+        g = _arr(_val(<Variable>gx) if isinstance(gx, Variable) else gx)
         what = 'NaN' if np.isnan(g).any() else 'inf'
         upstream = [gy for gy in gys if gy is not None and not _finite(gy)]
         site = None if f is None else _site_of(f)

@@ -90,12 +90,39 @@ cdef inline object _arr(object d):
     return d
 
 
-cdef inline object _vd(Variable v):
-    """v's data as an array (what Variable.data gives): an _F64 value is
-    made an array once, which from then on is the value."""
+# A Variable whose value is one float64 number holds it as a C double (_v)
+# and _LAZY in _data, which nothing else ever holds. Its value is read as
+# _val(v) (an _F64) by the operations, or as _vd(v) (the array, made once)
+# by NumPy and user code; and a Variable is given an _F64 value only
+# through _hold, so no Variable's _data is ever an _F64.
+cdef class _Lazy:
+    pass
+
+cdef object _LAZY = _Lazy()
+
+
+cdef inline void _hold(Variable v, object data):
+    """Make data v's value: an _F64 is kept as its number."""
+    if type(data) is _F64:
+        v._v = (<_F64>data).v
+        v._data = _LAZY
+    else:
+        v._data = data
+
+
+cdef inline object _val(Variable v):
+    """v's value as the operations compute with it: its data, or an _F64
+    for a number it holds."""
     d = v._data
-    if type(d) is _F64:
-        d = _arr(d)
+    return _f64(v._v) if d is _LAZY else d
+
+
+cdef inline object _vd(Variable v):
+    """v's data as an array (what Variable.data gives): a number is made
+    an array once, which from then on is the value."""
+    d = v._data
+    if d is _LAZY:
+        d = _new_f64(v._v)
         v._data = d
     return d
 
@@ -159,7 +186,7 @@ cdef inline bint _same_shape(object a, object b):
     cdef cnp.npy_intp* da
     cdef cnp.npy_intp* db
     if type(a) is _F64 and (type(b) is _F64 or (type(b) is Variable
-                                                and type((<Variable>b)._data) is _F64)):
+                                                and (<Variable>b)._data is _LAZY)):
         return True     # the usual case on scalar graphs: two numbers
     if isinstance(a, Variable):
         a = (<Variable>a)._data
@@ -182,11 +209,11 @@ cdef inline bint _same_shape(object a, object b):
 
 
 cdef inline Py_ssize_t _c_ndim(object x):
-    """x's number of dimensions when it is a NumPy array or an _F64 (0);
-    -1 for anything else."""
+    """x's number of dimensions when it is a NumPy array, an _F64 or a
+    Variable's _LAZY (0); -1 for anything else."""
     if type(x) is ndarray:
         return cnp.PyArray_NDIM(<cnp.ndarray>x)
-    if type(x) is _F64:
+    if type(x) is _F64 or x is _LAZY:
         return 0
     return -1
 
@@ -203,19 +230,24 @@ cdef inline bint _plain(double r, bint exact_zero):
     return r == 0.0 and exact_zero
 
 
+cdef inline bint _arith_f64(int op, double x, double y, double* r) noexcept:
+    """x op y into r; whether NumPy would have raised no flag."""
+    if op == OP_ADD:
+        r[0] = x + y
+    elif op == OP_SUB:
+        r[0] = x - y
+    elif op == OP_MUL:
+        r[0] = x * y
+    else:
+        r[0] = x / y
+    return _plain(r[0], op <= OP_SUB or x == 0.0 or (op == OP_MUL and y == 0.0))
+
+
 cdef inline object _arith(int op, object a, object b):
     cdef double x, y, r
-    if _scalar_f64(a, &x) and _scalar_f64(b, &y) and (_is_value(a) or _is_value(b)):
-        if op == OP_ADD:
-            r = x + y
-        elif op == OP_SUB:
-            r = x - y
-        elif op == OP_MUL:
-            r = x * y
-        else:
-            r = x / y
-        if _plain(r, op <= OP_SUB or x == 0.0 or (op == OP_MUL and y == 0.0)):
-            return _f64(r)
+    if (_scalar_f64(a, &x) and _scalar_f64(b, &y) and (_is_value(a) or _is_value(b))
+            and _arith_f64(op, x, y, &r)):
+        return _f64(r)
     a = _arr(a)
     b = _arr(b)
     if op == OP_ADD:
@@ -365,7 +397,7 @@ def as_variable(obj):
 cdef inline tuple _shape_of(object x):
     if isinstance(x, Variable):
         x = (<Variable>x)._data
-    if type(x) is _F64:
+    if type(x) is _F64 or x is _LAZY:
         return ()
     if _is_array(x):
         return x.shape

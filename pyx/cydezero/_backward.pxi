@@ -327,7 +327,7 @@ cdef object _seed(Variable root, object given, bint graph):
     if d is None:
         raise ValueError('backward() called on a Variable whose data is None')
     if given is None:
-        if type(d) is _F64:
+        if d is _LAZY:
             seed = _f64(1.0)
         else:
             t = _fast_type(d)
@@ -335,7 +335,7 @@ cdef object _seed(Variable root, object given, bint graph):
                     else np.ones_like(d))
         return _new_var(seed) if graph else seed
     if isinstance(given, Variable):
-        return given if graph else (<Variable>given)._data
+        return given if graph else _val(<Variable>given)
     g = _as_arr(given)
     if not _is_array(g) or g.shape != _shape_of(root):
         raise ValueError('grad_outputs: expected an array of shape {}, got {!r}'

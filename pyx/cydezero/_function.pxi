@@ -356,7 +356,7 @@ cdef class Function:
     cdef object _yr(self, bint graph):
         """_y for an operation whose _f64_aware is True (see _xr)."""
         y = self._y(True)
-        return y if graph else (<Variable>y)._data
+        return y if graph else _val(<Variable>y)
 
     @cython.final
     cdef void _link(self, list outs) except *:
@@ -415,10 +415,10 @@ cdef inline PyObject* _input_ptr(Function f, Py_ssize_t i) noexcept:
 cdef inline object _raw(object x, bint graph):
     """Input x (a Variable or a raw constant) as an operation whose
     _f64_aware is True reads it: a Variable under graph, else its data as
-    it is (an _F64 value too)."""
+    it is (an _F64 for a number)."""
     if graph or not isinstance(x, Variable):
         return x
-    return (<Variable>x)._data
+    return _val(<Variable>x)
 
 
 cdef inline tuple _pack(Py_ssize_t n, object x0, object x1):
@@ -471,7 +471,7 @@ cdef inline bint _is_simple(Function f):
 
 cdef inline Variable _new_simple_var(object data):
     cdef Variable v = <Variable>Variable.__new__(_simple_variable)
-    v._data = data
+    _hold(v, data)
     return v
 
 
@@ -553,7 +553,7 @@ cdef object _apply_n(Function f, tuple inputs, Py_ssize_t n, object x0, object x
         x = (x0 if i == 0 else x1) if inputs is None else inputs[i]
         if isinstance(x, Variable):
             v = <Variable>x
-            d = v._data if raw else _vd(v)
+            d = _val(v) if raw else _vd(v)
             if v.generation > gen:
                 gen = v.generation
             any_var = True

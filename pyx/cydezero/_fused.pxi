@@ -45,6 +45,8 @@ cdef enum:
 # and only pow() uses it, through _apply_scalar (never _op1 or _apply_n).
 cdef PyObject* _fused_type[_OP_COUNT]
 cdef PyObject* _fused_proto[_OP_COUNT]
+# And, for the operations of one ufunc (sin ... log), its loop (U_*).
+cdef int _fused_loop[_OP_COUNT]
 cdef list _fused_keep = []
 cdef tuple _NO_ARGS = ()
 
@@ -61,6 +63,12 @@ cdef void _init_fused(list types) except *:
         _untrack(proto)
         _fused_keep.append(proto)
         _fused_proto[op] = <PyObject*>proto
+        _fused_loop[op] = -1
+    _fused_loop[_OP_SIN] = U_SIN
+    _fused_loop[_OP_COS] = U_COS
+    _fused_loop[_OP_TANH] = U_TANH
+    _fused_loop[_OP_EXP] = U_EXP
+    _fused_loop[_OP_LOG] = U_LOG
 
 
 cdef inline bint _is_fused(Variable v) noexcept:
@@ -110,45 +118,80 @@ cdef object _apply_scalar(int op, Py_ssize_t n, object x0, object x1):
     without the checks that cannot fail there. Scalars are the case it is
     for; an array result (or a forward error) comes out as from _apply_n,
     recorded by a Function of its own."""
-    cdef Variable v
+    cdef Variable v, out
     cdef Py_ssize_t gen = 0
-    cdef bint any_var = False, all_const = True
+    cdef bint any_var = False, all_const = True, numbers = True
     cdef Function proto = <Function>_fused_proto[op]
-    d0 = x0
-    d1 = x1
+    cdef double a = 0.0, b = 0.0, r
     if type(x0) is Variable:
         v = <Variable>x0
-        d0 = v._data
+        numbers = _number_of(v, &a)
         gen = v.generation
         any_var = True
         all_const = v._needs_no_grad
-    if type(x1) is Variable:
-        v = <Variable>x1
-        d1 = v._data
-        if v.generation > gen:
-            gen = v.generation
-        any_var = True
-        all_const = all_const and v._needs_no_grad
+    else:
+        numbers = _scalar_f64(x0, &a)
+    if n == 2:
+        if type(x1) is Variable:
+            v = <Variable>x1
+            numbers = _number_of(v, &b) and numbers
+            if v.generation > gen:
+                gen = v.generation
+            any_var = True
+            all_const = all_const and v._needs_no_grad
+        else:
+            numbers = _scalar_f64(x1, &b) and numbers
     if gen >= _MAX_GENERATION:      # what _apply_n raises
         return _apply1(Pow(x1), x0) if op == _OP_POW else _apply_n(proto, None, n, x0, x1, op)
     if _pool_doomed:
         _pool_sweep()
-    try:
-        y = proto._fwd2(d0, d1)
-    except (ValueError, TypeError, IndexError) as e:
-        raise _forward_error(proto, _pack(n, x0, x1), e) from e
-    cdef Variable out = _new_var(_check_output(y, proto))
+    if any_var and numbers and _fused_f64(op, a, b, x1, &r):
+        # Numbers in, a number out: what _fwd2 computes, without objects.
+        out = Variable.__new__(Variable)
+        out._v = r
+        out._data = _LAZY
+    else:
+        try:
+            y = proto._fwd2(_raw(x0, False), _raw(x1, False))
+        except (ValueError, TypeError, IndexError) as e:
+            raise _forward_error(proto, _pack(n, x0, x1), e) from e
+        out = _new_var(_check_output(y, proto))
     _untrack(out)
     _record_op(out, op, n, x0, x1, <int>gen, any_var and all_const)
     return out
 
 
+cdef inline bint _number_of(Variable v, double* x) except -1:
+    """Whether v's value is one float64 number (a 0-d array too), read
+    into x[0]."""
+    d = v._data
+    if d is _LAZY:
+        x[0] = v._v
+        return True
+    return type(d) is ndarray and _scalar_f64(d, x)
+
+
+cdef inline bint _fused_f64(int op, double a, double b, object c, double* r) except -1:
+    """Operation op on the float64 numbers a (and b; c, the exponent of
+    _OP_POW), into r, as the operation's _fwd2 computes it on them (the
+    same helpers): whether it did, which it does not when NumPy would raise
+    a flag (then _fwd2 lets NumPy compute and report)."""
+    if op <= _OP_DIV:
+        return _arith_f64(op - _OP_ADD + OP_ADD, a, b, r)
+    if op == _OP_NEG:
+        r[0] = -a
+        return True
+    if op == _OP_POW:
+        return (type(c) is int or type(c) is float) and _pow_f64(a, c, r)
+    return _call_loop(_fused_loop[op], &a, r)
+
+
 cdef inline int _record_op(Variable out, int op, Py_ssize_t n, object x0, object x1,
                            int gen, bint no_grad_needed) except -1:
     """Record operation op as the maker of out, which it computed from x0
-    (and x1): fused into out when out holds an _F64, else by a new Function
+    (and x1): fused into out when out holds a number, else by a new Function
     (hidden from the cycle collector, as _apply_n does)."""
-    if type(out._data) is _F64:
+    if out._data is _LAZY:
         _fuse(out, op, x0, x1)
     else:
         _untrack(_make_creator(out, op, n, x0, x1, gen))

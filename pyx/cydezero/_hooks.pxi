@@ -79,4 +79,4 @@ cdef object _run_hooks(Variable x, object acc, bint graph):
         g = r
     # A hook may have kept the gradient it saw: never add into it in place.
     x._acc_owned = False
-    return g if graph else (<Variable>g)._data
+    return g if graph else _val(<Variable>g)

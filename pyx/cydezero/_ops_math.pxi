@@ -86,7 +86,7 @@ cdef object _mul_gx(int k, object gy, object in0, object in1, bint graph):
     if not _needs_grad(x):
         return None
     other = in1 if k == 0 else in0
-    return _sum_to_like(_times(gy, _raw(other, graph), graph), _raw(x, graph), graph)
+    return _sum_to_like(_times(gy, _raw(other, graph), graph), x, graph)
 
 
 def mul(x0, x1):

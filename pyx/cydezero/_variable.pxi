@@ -8,7 +8,7 @@ from cpython.object cimport PyObject, PyTypeObject, traverseproc
 cdef inline Variable _new_var(object data):
     # Skips __init__'s type check: the engine only wraps arrays it made.
     cdef Variable v = Variable.__new__(Variable)
-    v._data = data
+    _hold(v, data)
     return v
 
 
@@ -453,7 +453,7 @@ cdef int _variable_traverse(object o, _visitproc visit, void* arg) noexcept:
 
 
 cdef inline int _visit(PyObject* p, _visitproc visit, void* arg) noexcept:
-    if p == NULL or p == <PyObject*>None:
+    if p == NULL or p == <PyObject*>None or p == <PyObject*>_LAZY:
         return 0
     return visit(p, arg)
 
