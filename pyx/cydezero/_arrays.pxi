@@ -35,13 +35,14 @@ cdef cnp.dtype _f64_dtype = np.dtype(np.float64)     # NumPy's own, one object
 
 
 # A float64 number that the scalar fast paths made and nobody has needed as
-# an array yet: the value of a Variable a scalar operation made, or a
-# gradient in a backward pass. It costs a fifth of what a 0-d array costs to
-# make and free, and a quarter of its memory. It never reaches NumPy or user
-# code: Variable.data turns it into the 0-d float64 array NumPy would have
-# made (then the array is the value, so an edit in place is seen), and every
-# path that hands a value to NumPy or to Python code goes through _arr. Only
-# the operations whose _f64_aware is True take it as an input or gradient.
+# an array yet: a gradient in a backward pass, or a Variable's number (which
+# the Variable itself holds as a C double, see _hold) while an operation
+# computes with it. It costs a fifth of what a 0-d array costs to make and
+# free. It never reaches NumPy or user code: Variable.data makes the 0-d
+# float64 array NumPy would have made (then the array is the value, so an
+# edit in place is seen), and every path that hands a value to NumPy or to
+# Python code goes through _arr. Only the operations whose _f64_aware is
+# True take it as an input or gradient.
 @cython.final
 @cython.freelist(64)
 cdef class _F64:
