@@ -1292,6 +1292,21 @@ def test_function_setstate_outputs_that_die_or_are_replaced():
         'grad [[7.0, 7.0]]', 'after True')
 
 
+def test_function_state_without_outputs():
+    # __reduce__ gives an empty list for no outputs; the None that earlier
+    # builds wrote there still loads, as no outputs.
+    run('''
+        f = C.Mul.__new__(C.Mul)
+        print('state', f.__reduce__()[2][2])
+        x = Variable(np.array([1.0, 2.0]))
+        g = C.Mul.__new__(C.Mul)
+        g.__setstate__(((x, 2.0), 3, None, (), None))
+        print('old', g.outputs, g.generation, len(g.inputs))
+        c = pickle.loads(pickle.dumps(g))
+        print('copy', c.outputs, c.generation, len(c.inputs), c.__reduce__()[2][2])
+    ''', 'state []', 'old None 3 2', 'copy None 3 2 []')
+
+
 def test_pickle_round_trip_of_a_leaf_with_grad():
     run('''
         x = Variable(np.array([1.0, 2.0]), name='x')
