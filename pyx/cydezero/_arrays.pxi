@@ -94,19 +94,25 @@ cdef inline object _arr(object d):
 # A Variable whose value is one float64 number holds it as a C double (_v)
 # and _LAZY in _data, which nothing else ever holds. Its value is read as
 # _val(v) (an _F64) by the operations, or as _vd(v) (the array, made once)
-# by NumPy and user code; and a Variable is given an _F64 value only
-# through _hold, so no Variable's _data is ever an _F64.
+# by NumPy and user code; and a Variable is given a number only through
+# _hold_number (which _hold calls for an _F64), so no Variable's _data is
+# ever an _F64.
 cdef class _Lazy:
     pass
 
 cdef object _LAZY = _Lazy()
 
 
+cdef inline void _hold_number(Variable v, double x):
+    """Make the number x v's value."""
+    v._v = x
+    v._data = _LAZY
+
+
 cdef inline void _hold(Variable v, object data):
     """Make data v's value: an _F64 is kept as its number."""
     if type(data) is _F64:
-        v._v = (<_F64>data).v
-        v._data = _LAZY
+        _hold_number(v, (<_F64>data).v)
     else:
         v._data = data
 

@@ -334,8 +334,8 @@ cdef class Function:
 
     @cython.final
     cdef object _xr(self, Py_ssize_t i, bint graph):
-        """_x for an operation whose _f64_aware is True: an _F64 value is
-        given as it is."""
+        """_x for an operation whose _f64_aware is True: a number an input
+        holds is given as an _F64, not made an array."""
         return _raw(self._inp(i), graph)
 
     @cython.final

@@ -5,7 +5,7 @@
 # that made it, and the value (an _F64). For the operations that need
 # nothing but their inputs (+ - * /, neg, sin, cos, tanh, exp, log) and
 # x ** c for a number c, _apply records the operation in the Variable it
-# makes instead, when the result is an _F64: _op says which operation,
+# makes instead, when the result is a number: _op says which operation,
 # _fin0 and _fin1 hold its inputs (for ** the input and c), and no Function
 # is made (_fuse). Everything else still sees a Function:
 # - y.creator makes it on first read (_creator_of), links y as its output,
@@ -148,8 +148,7 @@ cdef object _apply_scalar(int op, Py_ssize_t n, object x0, object x1):
     if any_var and numbers and _fused_f64(op, a, b, x1, &r):
         # Numbers in, a number out: what _fwd2 computes, without objects.
         out = Variable.__new__(Variable)
-        out._v = r
-        out._data = _LAZY
+        _hold_number(out, r)
     else:
         try:
             y = proto._fwd2(_raw(x0, False), _raw(x1, False))

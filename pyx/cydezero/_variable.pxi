@@ -356,7 +356,7 @@ def _new_of_type(cls):
 # member descriptor on the same field: reads take the fast path, and writes
 # go through Variable.__setattr__, so that no spelling (not even the
 # descriptor's own __delete__) can empty the field. ``data`` stays a
-# property: it turns an _F64 value into its array on first read.
+# property: it makes a held number its array on first read.
 cdef extern from "structmember.h":
     ctypedef struct PyMemberDef:
         const char* name
