@@ -27,6 +27,11 @@ import tracemalloc
 
 import numpy as np
 
+try:
+    import resource     # minor page faults per run (not on Windows)
+except ImportError:
+    resource = None
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
@@ -263,13 +268,22 @@ def clocks(spec):
     return ("thread",) if spec["overhead"] else ("wall", "thread")
 
 
-def timed(prepare):
-    """Make one run's inputs (untimed), then run it: ({clock: s}, value)."""
+def minor_faults():
+    """The process's minor page faults so far (None without `resource`)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else None
+
+
+def timed(prepare, faults=None):
+    """Make one run's inputs (untimed), then run it: ({clock: s}, value).
+    With a list for `faults`, the run's minor page faults are appended to
+    it: on a virtual machine each can cost microseconds, and a run that
+    keeps a big graph alive touches fresh pages the floor never does."""
     run = prepare()
     gc.collect()
     if not GC_DURING_TIMING:
         gc.disable()
     try:
+        f0 = minor_faults()
         w0 = time.perf_counter()
         p0 = time.process_time()
         c0 = time.thread_time()
@@ -277,8 +291,11 @@ def timed(prepare):
         c1 = time.thread_time()
         p1 = time.process_time()
         w1 = time.perf_counter()
+        f1 = minor_faults()
     finally:
         gc.enable()
+    if faults is not None and f0 is not None:
+        faults.append(f1 - f0)
     return {"thread": c1 - c0, "wall": w1 - w0, "process": p1 - p0}, value
 
 
@@ -370,7 +387,7 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
                 # compute bound: a second warm-up for BLAS threads, page
                 # faults of the big buffers, torch's allocator
                 dt, value = timed(fn)
-            row.update(status="ok", value=value, times_s=[],
+            row.update(status="ok", value=value, times_s=[], faults=[],
                        by_clock={c: {"times_s": []} for c in CLOCKS})
             slowest = max(slowest, dt["wall"])
         r = reps
@@ -385,7 +402,7 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
             for peer in order[k:] + order[:k]:
                 row = results[peer]
                 try:
-                    dt, _ = timed(runners[peer])
+                    dt, _ = timed(runners[peer], row["faults"])
                 except Exception as e:  # noqa: BLE001 (reported, not raised)
                     row.update(status="error",
                                reason=f"{type(e).__name__}: {e}")
@@ -399,6 +416,8 @@ def run_workload(name, spec, size_idx, peers, reps, do_memory):
             if row["status"] == "ok":
                 row.update(reps=len(row["times_s"]),
                            **quantiles(row["times_s"]))
+                if row["faults"]:
+                    row["faults_median"] = statistics.median(row["faults"])
                 for stats in row["by_clock"].values():
                     stats.update(quantiles(stats["times_s"]))
         if do_memory and spec.get("memory"):
@@ -535,6 +554,11 @@ def table(rows, mem=True):
             "each peer at its largest n):",
             lambda r: f"  {r['peer']:<9} n={r['n']:<8} {r['rss_bytes_per_node']:6.0f} "
                       "bytes/node")
+        out += memory_section(
+            [r for r in rows if WORKLOADS[r["workload"]].get("rss")], "faults_median",
+            "minor page faults per run (median; each maps a fresh page, "
+            "microseconds on a virtual machine):",
+            lambda r: f"  {r['peer']:<9} n={r['n']:<8} {r['faults_median']:8.0f}")
         out += memory_section(
             rows, "step_peak_bytes",
             "one training step, peak memory (tracemalloc: data, parameters, graph, "

@@ -223,6 +223,18 @@ def test_inputs_are_made_before_the_timed_run(peer):
     assert calls == [2]
 
 
+@pytest.mark.skipif(bench.resource is None, reason="no resource module (Windows)")
+def test_timed_counts_the_page_faults_of_the_run_alone():
+    # 64 MiB written for the first time maps fresh pages: at least one a
+    # 2 MiB huge page (NumPy asks for them), thousands at 4 KiB; an empty
+    # run maps none (the counts around it are taken inside timed)
+    big, empty = [], []
+    bench.timed(lambda: lambda: np.ones(2**23).sum(), big)
+    bench.timed(lambda: lambda: None, empty)
+    assert big[0] >= 2**26 // 2**21, big
+    assert empty == [0]
+
+
 # ----------------------------------------------------------------------------
 # rss.py: resident memory of a live graph, in a fresh process
 # ----------------------------------------------------------------------------
