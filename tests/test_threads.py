@@ -3,7 +3,10 @@ thousand times, one switching recording off with ``no_grad()`` for a
 forward-only part, the other switching to inference with
 ``using_config('train', False)``. Nothing crashes, every result is
 bit-identical to the same computation run alone in the main thread, and a
-configuration flag set in one thread is never seen by the other."""
+configuration flag set in one thread is never seen by the other. And a
+number one Variable holds (not yet an array) is computed with by some
+threads while others read its ``.data``."""
+import gc
 import sys
 import threading
 
@@ -148,3 +151,56 @@ def test_config_set_by_assignment_in_a_thread_stays_there():
     done.set()
     t.join(10)
     assert seen == {'worker': (False, False, True), 'main': (True, True, False)}
+
+
+def test_a_number_held_by_one_variable_shared_by_threads(busy_switching):
+    # y0 holds its value as a number until its .data is first read. Reader
+    # threads read it (which makes it an array, once) while builder threads
+    # compute with it, each on a leaf of its own: every builder must see
+    # the same value whichever form it has, and every reader one array.
+    with cydezero.no_grad():
+        y0 = Variable(np.array(0.75)) * 2.0     # 1.5, as a held number
+    rounds = 300
+    ws = [0.25 * (k + 1) for k in range(3)]
+
+    def build(w):
+        x = Variable(np.array(w))
+        z = x * y0 + F.sin(y0 * x) + y0 / x
+        z.backward()
+        return z.data.tobytes(), x.grad.data.tobytes()
+
+    def holds_an_array(v):
+        return any(type(r) is np.ndarray for r in gc.get_referents(v))
+
+    alone = {w: build(w) for w in ws}
+    assert not holds_an_array(y0)     # still a number: build never read it
+    got = {w: [] for w in ws}
+    seen, errors = [], []
+    start = threading.Barrier(len(ws) + 3, timeout=30)
+
+    def builder(w):
+        try:
+            start.wait()
+            got[w].extend(build(w) for _ in range(rounds))
+        except BaseException as e:  # noqa: BLE001  (reported by the main thread)
+            errors.append(e)
+
+    def reader():
+        try:
+            start.wait()
+            seen.extend((id(y0.data), y0.data.tobytes()) for _ in range(rounds))
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = ([threading.Thread(target=builder, args=(w,)) for w in ws]
+               + [threading.Thread(target=reader) for _ in range(3)])
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), 'a thread hung'
+    assert not errors, errors
+    for w in ws:
+        assert got[w] == [alone[w]] * rounds, w
+    assert set(seen) == {(id(y0.data), np.array(1.5).tobytes())}
+    assert holds_an_array(y0)
