@@ -64,6 +64,16 @@ def flags_inside(a):
         'a' if a else 'b', got, expected)
 
 
+def run_all(threads, errors):
+    """Start the threads, wait for them all; none may hang or fail."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), 'a thread hung'
+    assert not errors, errors
+
+
 @pytest.fixture
 def busy_switching():
     """Make the interpreter switch threads as often as it can."""
@@ -93,14 +103,8 @@ def test_two_threads_backward_concurrently_with_their_own_config(busy_switching)
             errors.append((name, e))
             barrier.abort()
 
-    threads = [threading.Thread(target=run, args=('a', job_a)),
-               threading.Thread(target=run, args=('b', job_b))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), 'a thread hung'
-    assert not errors, errors
+    run_all([threading.Thread(target=run, args=('a', job_a)),
+             threading.Thread(target=run, args=('b', job_b))], errors)
     for name in ('a', 'b'):
         assert len(results[name]) == N
         for i, (got, want) in enumerate(zip(results[name], alone[name])):
@@ -192,14 +196,8 @@ def test_a_number_held_by_one_variable_shared_by_threads(busy_switching):
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
-    threads = ([threading.Thread(target=builder, args=(w,)) for w in ws]
-               + [threading.Thread(target=reader) for _ in range(3)])
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), 'a thread hung'
-    assert not errors, errors
+    run_all([threading.Thread(target=builder, args=(w,)) for w in ws]
+            + [threading.Thread(target=reader) for _ in range(3)], errors)
     for w in ws:
         assert got[w] == [alone[w]] * rounds, w
     assert set(seen) == {(id(y0.data), np.array(1.5).tobytes())}
