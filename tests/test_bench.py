@@ -227,12 +227,13 @@ def test_inputs_are_made_before_the_timed_run(peer):
 def test_timed_counts_the_page_faults_of_the_run_alone():
     # 64 MiB written for the first time maps fresh pages: at least one a
     # 2 MiB huge page (NumPy asks for them), thousands at 4 KiB; an empty
-    # run maps none (the counts around it are taken inside timed)
+    # run maps next to none (the counts around it are taken inside timed;
+    # a sanitizer's bookkeeping may fault a page or two)
     big, empty = [], []
     bench.timed(lambda: lambda: np.ones(2**23).sum(), big)
     bench.timed(lambda: lambda: None, empty)
-    assert big[0] >= 2**26 // 2**21, big
-    assert empty == [0]
+    assert len(big) == len(empty) == 1
+    assert empty[0] < 2**26 // 2**21 <= big[0], (empty, big)
 
 
 # ----------------------------------------------------------------------------
