@@ -5,8 +5,10 @@ On Linux the process is a fork of the test run (NumPy and cydezero already
 imported: about 10 ms a snippet instead of 300 ms for a new interpreter,
 which makes the matrix of CI legs affordable); the snippet's objects are
 then released and collected before the child exits, so teardown is
-exercised too. ``fresh=True``, other platforms, or CYDEZERO_TEST_FRESH=1
-start a new interpreter instead (``sys.executable -c``).
+exercised too. ``fresh=True``, other platforms, CYDEZERO_TEST_FRESH=1, or
+another Python thread still alive in the test run (a fork would copy the
+locks it holds; CPython 3.12+ warns) start a new interpreter instead
+(``sys.executable -c``).
 
 Every snippet starts with PRELUDE (the usual imports and two helpers) and
 ends by printing its result lines; the test compares them with values that
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import traceback
 
@@ -77,6 +80,19 @@ def _run_fresh(src, timeout):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def _alone(wait=2.0):
+    """True when this is the process's only Python thread, waiting up to
+    ``wait`` s for threads that are ending (a thread that ``join()`` has
+    seen finish can stay counted for a moment), as ``os.fork()`` counts
+    them."""
+    deadline = time.monotonic() + wait
+    while threading.active_count() > 1:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 def _run_forked(src, timeout):
     """(return code, stdout, stderr) of src in a child forked from this
     process; a negative code is the signal that killed it."""
@@ -131,7 +147,8 @@ def run(code, *expected, timeout=120, fresh=False):
     every line in ``expected`` (in that order, other lines may come between).
     Returns the lines it printed."""
     src = PRELUDE + textwrap.dedent(code)
-    rc, stdout, stderr = (_run_forked if FORK and not fresh else _run_fresh)(src, timeout)
+    forked = FORK and not fresh and _alone()
+    rc, stdout, stderr = (_run_forked if forked else _run_fresh)(src, timeout)
     lines = stdout.splitlines()
     assert rc == 0, (
         f'snippet exited with {_describe_rc(rc)}\n--- stdout ---\n{stdout[-3000:]}\n--- stderr ---\n{stderr[-3000:]}')
