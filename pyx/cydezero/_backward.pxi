@@ -138,6 +138,7 @@ cdef void _enter_pass() except *:
 cdef size_t _begin_pass() except 0:
     global _epoch, _active_floor
     _enter_pass()
+    _arena_new_pass()
     try:
         _epoch += 1
         _active.append(_epoch)

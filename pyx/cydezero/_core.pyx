@@ -32,6 +32,7 @@ include "_hooks.pxi"       # gradient hooks and their handles
 include "_anomaly.pxi"     # detect_anomaly: recording sites, checking gradients
 include "_profile.pxi"     # profile(): calls and time per Function type
 include "_bufcache.pxi"    # the cache of big gradient buffers (a NumPy memory handler)
+include "_arenas.pxi"      # the cache of freed object arenas (CPython's arena allocator)
 include "_function.pxi"    # Function, recording a forward (_apply)
 include "_fused.pxi"       # scalar operations fused into their output Variable
 include "_tracking.pxi"    # which nodes the cycle collector sees
