@@ -31,6 +31,7 @@ include "_variable.pxi"    # Variable and Parameter
 include "_hooks.pxi"       # gradient hooks and their handles
 include "_anomaly.pxi"     # detect_anomaly: recording sites, checking gradients
 include "_profile.pxi"     # profile(): calls and time per Function type
+include "_blocks.pxi"      # a table of freed memory blocks, what the two caches below share
 include "_bufcache.pxi"    # the cache of big gradient buffers (a NumPy memory handler)
 include "_arenas.pxi"      # the cache of freed object arenas (CPython's arena allocator)
 include "_function.pxi"    # Function, recording a forward (_apply)
