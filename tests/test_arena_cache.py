@@ -204,3 +204,50 @@ def test_interpreters_with_their_own_gil_allocate_at_once():
     assert info['bytes'] == sum(info['arenas']) <= info['cap_bytes']
     if ARENAS:
         assert info['hits'] > 0
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='fork() is POSIX')
+def test_a_forked_child_finds_the_tables_whole_and_unlocked():
+    # fork() takes the caches' locks first and gives them back on both sides:
+    # each child must build a graph (its arenas go through the table) and
+    # exit, and the parent must go on, while threads churn arenas. (Not
+    # interpreters with a GIL of their own: CPython 3.12 and 3.13 themselves
+    # hang or abort a child forked while those run.)
+    r = run('''
+        import os, threading, time, warnings
+        warnings.simplefilter('ignore', DeprecationWarning)     # fork with threads
+
+        def work():
+            for _ in range(30):
+                junk = [object() for _ in range(200000)]
+                del junk
+        ts = [threading.Thread(target=work) for _ in range(2)]
+        for t in ts:
+            t.start()
+        codes = []
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:
+                ok = deep(30000) > 1.0 and _core.arena_cache_info()['cap_bytes'] > 0
+                os._exit(0 if ok else 1)
+            deadline = time.monotonic() + 60
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    codes.append(os.waitstatus_to_exitcode(status))
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    codes.append('hung')
+                    break
+                time.sleep(0.001)
+            if codes[-1] == 'hung':
+                break
+        for t in ts:
+            t.join()
+        report(codes=codes, after=deep(30000), info=_core.arena_cache_info())
+    ''')
+    assert r['codes'] == [0] * 20, r['codes']
+    info = r['info']
+    assert info['bytes'] == sum(info['arenas']) <= info['cap_bytes']

@@ -1,6 +1,7 @@
 """The runner of hostile snippets forks only when the test run has no other
 Python thread: a fork copies the locks another thread holds, and CPython
-3.12+ warns about it (a DeprecationWarning)."""
+3.12+ warns about it (a DeprecationWarning). The warning CPython 3.12.1
+still gives for a moment after a thread ended is not let out either."""
 import threading
 import warnings
 

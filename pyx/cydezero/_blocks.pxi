@@ -11,12 +11,14 @@
 #
 # Every table is behind a lock of its own, as its cache may be called on any
 # thread (and, for arenas, in any interpreter of the process); nothing under
-# a lock calls into Python or allocates a Python object.
+# a lock calls into Python or allocates a Python object. fork() takes every
+# lock first, so a child starts with the tables whole and unlocked.
 
 import os
 
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock,
-                               PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK)
+                               PyThread_free_lock, PyThread_acquire_lock,
+                               PyThread_release_lock, WAIT_LOCK)
 
 cdef extern from *:
     """
@@ -95,6 +97,41 @@ cdef extern from *:
         PyThread_release_lock(t->lock);
     }
 
+    /* fork(): every table's lock is taken just before (inside fork(), where
+       no Python code runs) and given back on both sides after, so that a
+       child never inherits a lock another thread held, with its table half
+       changed, and waits on it forever. No code under a table's lock takes
+       another's (releasing a block is free() or munmap()), so taking them
+       all in order cannot deadlock. */
+    #ifndef _WIN32
+    #include <pthread.h>
+    #endif
+    static cdz_table* cdz_tables[2];
+    static int cdz_ntables = 0;
+
+    static void cdz_tables_lock(void) {
+        for (int i = 0; i < cdz_ntables; i++)
+            PyThread_acquire_lock(cdz_tables[i]->lock, WAIT_LOCK);
+    }
+
+    static void cdz_tables_unlock(void) {
+        for (int i = cdz_ntables - 1; i >= 0; i--)
+            PyThread_release_lock(cdz_tables[i]->lock);
+    }
+
+    /* t (with its lock) joins the tables fork() takes care of; 0 on success. */
+    static int cdz_table_register(cdz_table* t) {
+        if (cdz_ntables == 2)
+            return -1;
+    #ifndef _WIN32
+        if (cdz_ntables == 0
+                && pthread_atfork(cdz_tables_lock, cdz_tables_unlock, cdz_tables_unlock))
+            return -1;
+    #endif
+        cdz_tables[cdz_ntables++] = t;
+        return 0;
+    }
+
     /* Copies t's sizes (up to CDZ_SLOTS) and counters out, under its lock. */
     static int cdz_table_read(cdz_table* t, size_t* sizes, size_t* counts) {
         int n;
@@ -116,6 +153,7 @@ cdef extern from *:
     void cdz_table_new_pass(cdz_table* t) nogil
     void cdz_table_clear(cdz_table* t) nogil
     int cdz_table_read(cdz_table* t, size_t* sizes, size_t* counts) nogil
+    int cdz_table_register(cdz_table* t) nogil
 
 
 cdef size_t _env_mb(str name, size_t default) except? 0:
@@ -132,9 +170,14 @@ cdef size_t _env_mb(str name, size_t default) except? 0:
 
 cdef void _table_on(cdz_table* t) except *:
     """Give t its lock, which turns its cache on."""
-    t.lock = PyThread_allocate_lock()
-    if t.lock == NULL:
+    cdef PyThread_type_lock lock = PyThread_allocate_lock()
+    if lock == NULL:
         raise MemoryError()
+    t.lock = lock
+    if cdz_table_register(t):
+        t.lock = NULL
+        PyThread_free_lock(lock)
+        raise RuntimeError('cydezero: could not register the memory caches with fork()')
 
 
 cdef dict _table_info(cdz_table* t):
