@@ -82,10 +82,11 @@ def _run_fresh(src, timeout):
 
 
 def _alone(wait=2.0):
-    """True when this is the process's only Python thread, waiting up to
-    ``wait`` s for threads that are ending (a thread that ``join()`` has
-    seen finish can stay counted for a moment), as ``os.fork()`` counts
-    them."""
+    """True when this is the process's only Python thread as
+    ``threading`` counts them, waiting up to ``wait`` s for threads that
+    are ending (a thread that ``join()`` has seen finish can stay counted
+    for a moment). CPython 3.13's ``os.fork()`` counts the same way;
+    3.12.1's can lag behind it, see _run_forked."""
     deadline = time.monotonic() + wait
     while threading.active_count() > 1:
         if time.monotonic() > deadline:

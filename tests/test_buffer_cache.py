@@ -135,6 +135,12 @@ def test_it_can_be_turned_off_and_sized():
     assert "'cap_bytes': 1048576" in small.stdout and "'min_bytes': 4096" in small.stdout
     bad = _run('import cydezero', {'CYDEZERO_BUFFER_CACHE_MB': 'lots'})
     assert bad.returncode != 0 and 'CYDEZERO_BUFFER_CACHE_MB' in bad.stderr
+    bad = _run('import cydezero', {'CYDEZERO_BUFFER_CACHE_MIN': '4k'})
+    assert bad.returncode != 0
+    assert "CYDEZERO_BUFFER_CACHE_MIN takes a whole number, got '4k'" in bad.stderr
+    least = _run(code, {'CYDEZERO_BUFFER_CACHE_MIN': '0'})     # a block has a byte at least
+    assert least.returncode == 0, least.stderr
+    assert "'min_bytes': 1" in least.stdout
 
 
 def test_blocks_freed_on_other_threads_while_passes_run():

@@ -146,6 +146,7 @@ cdef extern from *:
         return n;
     }
     """
+    enum: CDZ_SLOTS
     ctypedef struct cdz_table:
         size_t cap
         PyThread_type_lock lock
@@ -156,16 +157,21 @@ cdef extern from *:
     int cdz_table_register(cdz_table* t) nogil
 
 
-cdef size_t _env_mb(str name, size_t default) except? 0:
-    """The size in bytes that the environment variable name gives in
-    megabytes (a whole number; 0 turns a cache off), or default."""
+cdef size_t _env_size(str name, size_t default, size_t unit, size_t least) except? 0:
+    """The size in bytes that the environment variable name gives, a whole
+    number of units (at least least; 0 turns a cache off), or default."""
     v = os.environ.get(name, '')
     if not v:
         return default
     try:
-        return <size_t>max(0, int(v)) << 20
+        return <size_t>max(least, int(v)) * unit
     except ValueError:
         raise ValueError('{} takes a whole number, got {!r}'.format(name, v)) from None
+
+
+cdef inline size_t _env_mb(str name, size_t default) except? 0:
+    """_env_size in megabytes, 0 allowed."""
+    return _env_size(name, default, <size_t>1 << 20, 0)
 
 
 cdef void _table_on(cdz_table* t) except *:
@@ -184,7 +190,7 @@ cdef dict _table_info(cdz_table* t):
     """What t holds: the sizes of its blocks (oldest first), the bytes held,
     the hits and misses so far, and its cap (0: the cache is off). Read
     under its lock, made Python objects after it."""
-    cdef size_t sizes[64]
+    cdef size_t sizes[CDZ_SLOTS]
     cdef size_t counts[3]
     cdef int i, n
     if t.lock == NULL:

@@ -86,13 +86,7 @@ cdef object _cache_capsule = None
 
 cdef void _init_buffer_cache() except *:
     global _cache_capsule, cdz_min_bytes
-    low = os.environ.get('CYDEZERO_BUFFER_CACHE_MIN', '')
-    try:
-        if low:
-            cdz_min_bytes = <size_t>max(1, int(low))
-    except ValueError:
-        raise ValueError('CYDEZERO_BUFFER_CACHE_MIN takes a whole number, got {!r}'
-                         .format(low)) from None
+    cdz_min_bytes = _env_size('CYDEZERO_BUFFER_CACHE_MIN', cdz_min_bytes, 1, 1)
     cdz_buffers.cap = _env_mb('CYDEZERO_BUFFER_CACHE_MB', <size_t>256 << 20)
     cdz_buffers.release = cdz_buffer_release
     if cdz_buffers.cap == 0:
