@@ -269,7 +269,7 @@ cdef object _fused_gx(int op, int k, object gy, Variable y, object in0, object i
     if op == _OP_COS:
         return _cos_gx(gy, in0, graph)
     if op == _OP_TANH:
-        return _tanh_gx(gy, _raw(y, graph), graph)
+        return _tanh_gx(gy, y, graph)
     if op == _OP_EXP:
         return _exp_gx(gy, _raw(y, graph), graph)
     return _log_gx(gy, in0, graph)

@@ -82,10 +82,16 @@ cdef class Mul(_Builtin):
 
 
 cdef object _mul_gx(int k, object gy, object in0, object in1, bint graph):
+    cdef double c, r
     x = in0 if k == 0 else in1
     if not _needs_grad(x):
         return None
     other = in1 if k == 0 else in0
+    # A number times a number, x one too (so nothing to sum back): what
+    # _arith gives below, read in place (no _F64 for other).
+    if (not graph and type(gy) is _F64 and _holds_number(x) and _number_in(other, &c)
+            and _arith_f64(OP_MUL, (<_F64>gy).v, c, &r)):
+        return _f64(r)
     return _sum_to_like(_times(gy, _raw(other, graph), graph), x, graph)
 
 
@@ -228,6 +234,33 @@ cdef class Sin(_Builtin):
         return (_sin_gx(gy, self._in0, graph),)
 
 
+cdef inline bint _holds_number(object x) noexcept:
+    """x is a Variable (not a subclass) holding one float64 number (its
+    _v), which _raw would give as an _F64."""
+    return type(x) is Variable and (<Variable>x)._data is _LAZY
+
+
+cdef inline bint _number_in(object x, double* v) except -1:
+    """Whether input x, as recorded, is one float64 number as _arith reads
+    it: a Variable holding one (read in place, where _raw would make an
+    _F64), or a constant _scalar_f64 takes; read into v[0]."""
+    if _holds_number(x):
+        v[0] = (<Variable>x)._v
+        return True
+    return type(x) is not Variable and _scalar_f64(x, v)
+
+
+cdef inline bint _numbers_in(object gy, object x, bint graph, double* g, double* v) except -1:
+    """_numbers for x as recorded (a Variable or a value), as _raw gives
+    it: a Variable holding a number is read in place, without the _F64
+    that _raw makes for it."""
+    if not graph and type(gy) is _F64 and _holds_number(x):
+        g[0] = (<_F64>gy).v
+        v[0] = (<Variable>x)._v
+        return True
+    return _numbers(gy, _raw(x, graph), graph, g, v)
+
+
 cdef inline bint _numbers(object gy, object x, bint graph, double* g, double* v) except -1:
     """Whether a scalar derivative is done in C: no graph, and gy and x are
     one float64 value each (not constants), read into g[0] and v[0]. It
@@ -240,10 +273,10 @@ cdef inline bint _numbers(object gy, object x, bint graph, double* g, double* v)
 
 cdef object _sin_gx(object gy, object in0, bint graph):
     cdef double g, v, c
-    x = _raw(in0, graph)
-    if (_numbers(gy, x, graph, &g, &v) and _call_loop(U_COS, &v, &c)
+    if (_numbers_in(gy, in0, graph, &g, &v) and _call_loop(U_COS, &v, &c)
             and _plain(g * c, g == 0.0 or c == 0.0)):
         return _f64(g * c)
+    x = _raw(in0, graph)
     return _times(gy, cos(x) if graph else _umath(U_COS, x), graph)
 
 
@@ -266,10 +299,10 @@ cdef class Cos(_Builtin):
 
 cdef object _cos_gx(object gy, object in0, bint graph):
     cdef double g, v, c
-    x = _raw(in0, graph)
-    if (_numbers(gy, x, graph, &g, &v) and _call_loop(U_SIN, &v, &c)
+    if (_numbers_in(gy, in0, graph, &g, &v) and _call_loop(U_SIN, &v, &c)
             and _plain(g * -c, g == 0.0 or c == 0.0)):
         return _f64(g * -c)
+    x = _raw(in0, graph)
     return _times(gy, -sin(x) if graph else _negate(_umath(U_SIN, x)), graph)
 
 
@@ -291,12 +324,13 @@ cdef class Tanh(_Builtin):
 
 
 cdef object _tanh_gx(object gy, object y, bint graph):
-    # y: the output's value (a Variable under graph), as _yr gives it
+    # y: the output, as _yr gives its value or as the Variable itself
     cdef double g, v, u
-    if _numbers(gy, y, graph, &g, &v):
+    if _numbers_in(gy, y, graph, &g, &v):
         u = 1.0 - v * v
         if _plain(v * v, v == 0.0) and _plain(u, True) and _plain(g * u, g == 0.0 or u == 0.0):
             return _f64(g * u)
+    y = _raw(y, graph)
     return _times(gy, _minus(1, _times(y, y, graph), graph), graph)
 
 
