@@ -497,3 +497,88 @@ def test_a_creator_made_while_the_first_gradient_is_added_still_runs():
     # The retained .grad of sin(a) (3) and of a (3 cos 1.4) are added to:
     # dx = 2 * (3 cos 1.4 + cos 1.4 * (3 + 3)).
     assert run(True) == run(False) == pytest.approx(18.0 * np.cos(1.4))
+
+
+def _scalar_graph_with_a_python_step(fail):
+    """x -> a chain of fused nodes, with a Python Function in the middle
+    whose backward raises if fail() says so. Returns (x, y, the nodes)."""
+    class Step(Function):
+        def forward(self, v):
+            return v * 1.0
+
+        def backward(self, gy):
+            if fail():
+                raise RuntimeError('boom')
+            return gy
+
+    x = Variable(np.array(0.7))
+    a = F.sin(x) * 3.0          # fused, below the Python step
+    b = a + x                   # fused, below it too
+    c = Step()(b)
+    d = F.tanh(c) * b           # fused, above it: b also gets a gradient from d
+    y = d * d + a               # a gets one before the step runs, and waits
+    return x, y, [a, b, c, d, y]
+
+
+def test_a_failed_pass_leaves_no_gradient_on_the_nodes_it_did_not_reach():
+    # The pass does not record every fused node it schedules (its step
+    # releases the gradient); a pass that fails between must still leave
+    # none behind, on the waiting nodes nor on the one that was running.
+    failing = [True]
+    x, y, nodes = _scalar_graph_with_a_python_step(lambda: failing[0])
+    with pytest.raises(RuntimeError, match='boom'):
+        y.backward()
+    assert x.grad is None
+    assert [C._holds_pass_grad(v) for v in nodes + [x]] == [False] * 6
+    assert any(C._fused_op_name(v) is not None for v in nodes)     # the lean path ran
+    # The graph is differentiated again as it would have been the first time.
+    failing[0] = False
+    y.backward()
+    x2, y2, _ = _scalar_graph_with_a_python_step(lambda: False)
+    y2.backward()
+    assert bits(x.grad.data) == bits(x2.grad.data)
+    assert [C._holds_pass_grad(v) for v in nodes + [x]] == [False] * 6
+
+
+@pytest.mark.parametrize('retain', [False, True])
+def test_a_gradient_that_comes_after_its_nodes_step_ran_is_not_left_behind(retain):
+    # A user who lowers a creator's generation makes it run after a node
+    # below it: that node (fused) gets a gradient once its own step has run.
+    class Step(Function):
+        def forward(self, v):
+            return v * 1.0
+
+        def backward(self, gy):
+            return gy
+
+    x = Variable(np.array(0.3))
+    a = x * 2.0
+    b = Step()(a)
+    b.creator.generation = -1
+    y = a * 3.0 + b
+    y.backward(retain_grad=retain)
+    assert not C._holds_pass_grad(a) and not C._holds_pass_grad(x)
+    assert x.grad.data == 2.0 * 3.0     # the gradient through b came too late for x
+    if retain:
+        assert a.grad.data == 3.0 + 1.0     # but it is in a's
+        return
+    y.backward()    # a second pass is not taken for a conflict with the first
+    assert not C._holds_pass_grad(a) and x.grad.data == 2 * (2.0 * 3.0)
+
+
+def test_a_waiting_fused_node_unchained_by_a_hook_keeps_its_gradient_as_a_leaf():
+    # a waits in the pass (c's step gave it its first gradient) when b's
+    # hook cuts it: it no longer runs, and what it got is its .grad, as a
+    # leaf's, in one pass as in the other.
+    for lean in (True, False):
+        x = Variable(np.array(0.4))
+        a = x * 2.0
+        b = F.sin(a)
+        c = F.cos(a)
+        y = b * c
+        b.register_hook(lambda g, a=a: [a.unchain(), None][1])
+        y.backward(retain_grad=not lean)
+        assert x.grad is None and a.creator is None
+        v = 0.8
+        assert float(a.grad.data) == pytest.approx(np.cos(v) ** 2 - np.sin(v) ** 2, rel=1e-15)
+        assert not any(C._holds_pass_grad(n) for n in (x, a, b, c, y))

@@ -230,11 +230,16 @@ cdef inline bint _schedule_maker(_FuncHeap heap, Variable x, size_t prior, int f
 
 cdef inline object _own_acc(Variable x, size_t epoch):
     """x's gradient accumulated so far by this pass (None if none); an
-    outer pass's is not this pass's to read."""
+    outer pass's is not this pass's to read. One left by a pass that has
+    ended (it failed before x's step could release it, see _backward) is
+    dropped."""
     if x._acc is None:
         return None
     if x._pass != epoch:
-        raise _conflict('a variable of shape {}'.format(_shape_of(x)))
+        if _outer_pass(x._pass):
+            raise _conflict('a variable of shape {}'.format(_shape_of(x)))
+        x._acc = None
+        return None
     return x._acc
 
 
@@ -252,7 +257,7 @@ cdef inline void _release_acc(Variable x, size_t epoch) noexcept:
 
 
 cdef inline int _accumulate(Variable x, object gx, bint graph, list touched,
-                            list deferred, size_t epoch) except -1:
+                            list deferred, size_t epoch, bint pending) except -1:
     """Add gx into x's gradient for this pass. A gradient another variable
     may hold is never modified: in place only into buffers the engine
     allocated.
@@ -263,7 +268,12 @@ cdef inline int _accumulate(Variable x, object gx, bint graph, list touched,
     this pass's gradient alone, so x goes into deferred, and a leaf's
     .grad is added after them (_add_deferred_priors). Decided here, once:
     a hook registered or removed later in the pass changes nothing about
-    it (a hook registered later sees x.grad in the sum)."""
+    it (a hook registered later sees x.grad in the sum).
+
+    x goes into touched, for the pass's commit and cleanup, unless pending
+    says its own step is now scheduled to release the gradient and x.grad
+    is None, so that the commit would have nothing to do for it (see
+    _backward's lean)."""
     cdef double a, b
     acc = _own_acc(x, epoch)
     if acc is None:
@@ -273,7 +283,8 @@ cdef inline int _accumulate(Variable x, object gx, bint graph, list touched,
                 deferred.append(x)
             else:
                 prior = _prior_grad(x, graph)
-        touched.append(x)
+        if not pending or x.grad is not None:
+            touched.append(x)
         x._pass = epoch
         if prior is None:
             x._acc = gx
@@ -366,11 +377,11 @@ cdef inline void _run_output_hooks(Variable y, bint graph, size_t epoch) except 
 
 
 cdef inline bint _pass_on(_FuncHeap heap, object x_obj, object gx, bint graph, list touched,
-                          list deferred, size_t epoch) except -1:
+                          list deferred, size_t epoch, bint lean) except -1:
     """Add gx, a gradient for input x_obj, into x_obj's gradient, and
     schedule what made x_obj. Returns whether x_obj is a Variable cut by
     unchain() (for grad()'s error). Nothing for a gradient of None, a raw
-    constant or a variable that needs none."""
+    constant or a variable that needs none. lean: see _backward."""
     cdef Variable x
     cdef size_t prior
     cdef int fused
@@ -383,7 +394,8 @@ cdef inline bint _pass_on(_FuncHeap heap, object x_obj, object gx, bint graph, l
         gx = _as_arr(gx)
     prior = x._pass
     fused = x._op if _is_fused(x) else 0
-    _accumulate(x, gx, graph, touched, deferred, epoch)
+    # A fused x's first gradient of the pass schedules x itself.
+    _accumulate(x, gx, graph, touched, deferred, epoch, lean and fused != 0 and prior != epoch)
     return _schedule_maker(heap, x, prior, fused, epoch)
 
 
@@ -419,6 +431,15 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
     cdef list deferred = None if functional else []     # see _accumulate
     cdef Variable cut = None
     cdef size_t epoch
+    # Lean: a fused variable that gets its first gradient is scheduled
+    # itself, and its step releases that gradient; unless the pass keeps
+    # gradients (retain, or grad()'s wanted) or it has a .grad to clear, it
+    # is not recorded in touched, so the commit does not walk it. Should
+    # the pass fail first, the cleanup releases it from the heap (or as the
+    # node that was running), and a gradient left anyway is dropped by the
+    # next pass that reads it (_own_acc).
+    cdef bint lean = not retain and not functional
+    node = None
     cdef long long t0
     # Set once the pass meets a big gradient: NumPy allocates through the
     # cache of big buffers until the pass ends (see _bufcache.pxi).
@@ -442,7 +463,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
             x = <Variable>roots[i]
             prior = x._pass
             fused = x._op if _is_fused(x) else 0
-            _accumulate(x, seeds[i], graph, touched, None, epoch)
+            _accumulate(x, seeds[i], graph, touched, None, epoch, False)
             if _schedule_maker(heap, x, prior, fused, epoch):
                 cut = x
 
@@ -476,9 +497,9 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 if cfg.anomaly:
                     _check_anomaly(<type>_fused_type[op], None, (gy1,),
                                    (gx0, gx1) if two else (gx0,))
-                if _pass_on(heap, in0, gx0, graph, touched, deferred, epoch):
+                if _pass_on(heap, in0, gx0, graph, touched, deferred, epoch, lean):
                     cut = <Variable>in0
-                if two and _pass_on(heap, in1, gx1, graph, touched, deferred, epoch):
+                if two and _pass_on(heap, in1, gx1, graph, touched, deferred, epoch, lean):
                     cut = <Variable>in1
                 if not retain:
                     gy1 = gx0 = gx1 = None
@@ -491,6 +512,10 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 f = (<Variable>node)._creator
                 if (f is None or f._mark != epoch or f._nout != 1
                         or f._outs[0] != <PyObject*>node):
+                    if lean:
+                        # Not run (unchained, or relinked), so its gradient
+                        # is the commit's to decide on, as for any node.
+                        touched.append(node)
                     continue
             native = _is_native(f)
             # Strong references to the outputs, taken before any Python code
@@ -547,7 +572,7 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
                 gx = gxs[i]
                 x_obj = f._inp(i)
                 i += 1
-                if _pass_on(heap, x_obj, gx, graph, touched, deferred, epoch):
+                if _pass_on(heap, x_obj, gx, graph, touched, deferred, epoch, lean):
                     cut = <Variable>x_obj
             if not retain:
                 # Outputs' gradients are consumed: free them now, not at the
@@ -570,6 +595,15 @@ cdef list _backward(list roots, list seeds, bint retain, bint graph, list wanted
         cdz_backprop_off = saved
         for x_obj in touched:
             _release_acc(<Variable>x_obj, epoch)
+        # After a failure: the node that was running, and those scheduled.
+        if isinstance(node, Variable):
+            _release_acc(<Variable>node, epoch)
+        node = None
+        while heap.n:
+            node = heap.pop()
+            if isinstance(node, Variable):
+                _release_acc(<Variable>node, epoch)
+        node = None
         _end_pass(epoch)
         if cached:
             _cache_exit(before_cache)

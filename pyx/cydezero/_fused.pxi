@@ -285,6 +285,12 @@ cdef tuple _inputs_of(Variable v):
     return ()
 
 
+def _holds_pass_grad(Variable v):
+    """Whether a backward pass left a gradient on v (for tests: none may
+    once a pass has ended, whether it succeeded or failed)."""
+    return v._acc is not None
+
+
 def _fused_op_name(Variable v):
     """The class name of the operation fused into v, or None (for tests:
     reading v.creator would make the Function)."""
