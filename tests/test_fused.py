@@ -499,22 +499,29 @@ def test_a_creator_made_while_the_first_gradient_is_added_still_runs():
     assert run(True) == run(False) == pytest.approx(18.0 * np.cos(1.4))
 
 
+class _PythonStep(Function):
+    """The identity as a Python Function, which the pass cannot fuse; its
+    backward raises while fail() says so."""
+    fail = staticmethod(lambda: False)
+
+    def forward(self, v):
+        return v * 1.0
+
+    def backward(self, gy):
+        if self.fail():
+            raise RuntimeError('boom')
+        return gy
+
+
 def _scalar_graph_with_a_python_step(fail):
-    """x -> a chain of fused nodes, with a Python Function in the middle
-    whose backward raises if fail() says so. Returns (x, y, the nodes)."""
-    class Step(Function):
-        def forward(self, v):
-            return v * 1.0
-
-        def backward(self, gy):
-            if fail():
-                raise RuntimeError('boom')
-            return gy
-
+    """x -> a chain of fused nodes, with a _PythonStep in the middle that
+    fails while fail() says so. Returns (x, y, the nodes)."""
+    step = _PythonStep()
+    step.fail = fail
     x = Variable(np.array(0.7))
     a = F.sin(x) * 3.0          # fused, below the Python step
     b = a + x                   # fused, below it too
-    c = Step()(b)
+    c = step(b)
     d = F.tanh(c) * b           # fused, above it: b also gets a gradient from d
     y = d * d + a               # a gets one before the step runs, and waits
     return x, y, [a, b, c, d, y]
@@ -544,16 +551,9 @@ def test_a_failed_pass_leaves_no_gradient_on_the_nodes_it_did_not_reach():
 def test_a_gradient_that_comes_after_its_nodes_step_ran_is_not_left_behind(retain):
     # A user who lowers a creator's generation makes it run after a node
     # below it: that node (fused) gets a gradient once its own step has run.
-    class Step(Function):
-        def forward(self, v):
-            return v * 1.0
-
-        def backward(self, gy):
-            return gy
-
     x = Variable(np.array(0.3))
     a = x * 2.0
-    b = Step()(a)
+    b = _PythonStep()(a)
     b.creator.generation = -1
     y = a * 3.0 + b
     y.backward(retain_grad=retain)
