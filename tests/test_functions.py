@@ -2,6 +2,8 @@
 gradients against central differences (float64), second derivatives where
 DeZero can differentiate twice, train/test behaviour of dropout and batch
 norm, and parity with the dezero 0.0.13 package."""
+import warnings
+
 import numpy as np
 import pytest
 from conftest import differentiate_again, num_grads
@@ -385,6 +387,37 @@ def test_softmax_cross_entropy_labels_get_no_gradient():
     F.softmax_cross_entropy(x, t).backward()
     assert t.grad is None
     assert x.grad.shape == (3, 4)
+
+
+@pytest.mark.parametrize('dtype', [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize('scale', [None, 0.37])
+@pytest.mark.parametrize('labels', ['flat', 'column'])
+def test_softmax_cross_entropy_backward_on_arrays_is_the_graph_ones(dtype, scale, labels):
+    """Without create_graph the gradient is computed on arrays (softmax, 1
+    subtracted at each label, times gy / N); with it, as DeZero does, with
+    differentiable operations. Both give the same bits and dtype (float32
+    for a float16 x: its loss is float32), for rows that hold -inf and
+    +inf too, with the same warnings."""
+    r = np.random.default_rng(3)
+    x = (r.standard_normal((6, 4)) * 5).astype(dtype)
+    x[1] = -np.inf
+    x[2, 1] = np.inf
+    t = r.integers(0, 4, 6)
+    t = t if labels == 'flat' else t.reshape(6, 1)
+    out = []
+    for graph in (False, True):
+        v = Variable(x.copy())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            loss = F.softmax_cross_entropy(v, t)
+            if scale is not None:
+                loss = loss * scale
+            loss.backward(create_graph=graph)
+        out.append((v.grad.data, [str(w.message) for w in caught]))
+    (a, wa), (b, wb) = out
+    assert a.dtype == b.dtype == (np.float32 if dtype == np.float16 else dtype)
+    assert a.tobytes() == b.tobytes()
+    assert wa == wb
 
 
 def test_no_graph_under_no_grad():

@@ -3,6 +3,7 @@ out in NumPy, bit-for-bit agreement with dezero 0.0.13's optimizers, state
 that dies with its parameter, convergence on a quadratic, and a seeded MLP
 trained side by side with dezero."""
 import gc
+import warnings
 
 import numpy as np
 import pytest
@@ -325,3 +326,105 @@ def test_mlp_training_matches_dezero(dezero, name, kwargs):
     ours = train(M, F, O)
     assert ref[-1] < ref[0]
     np.testing.assert_allclose(ours, ref, rtol=1e-6)
+
+
+# -----------------------------------------------------------------------------
+# Adam's one-call step (_core._adam_step) against its NumPy expressions
+# -----------------------------------------------------------------------------
+def _adam_run(monkeypatch, one_call, dtype, grads, data, errstate=None, **kwargs):
+    """Adam over grads from data; the parameter, m, v, the warnings' texts
+    and the error raised, if any. one_call=False takes the NumPy route."""
+    if not one_call:
+        monkeypatch.setattr(O, '_adam_step', lambda *args: False)
+    else:
+        monkeypatch.setattr(O, '_adam_step', O.__dict__['_adam_step_real'])
+    layer = L.Layer()
+    layer.p = Parameter(data.astype(dtype))
+    opt = O.Adam(**kwargs).setup(layer)
+    with np.errstate(all='ignore'):     # the casts are not the step
+        grads = [g.astype(dtype) for g in grads]
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with np.errstate(**(errstate or {})):
+            try:
+                for g in grads:
+                    layer.p.grad = Variable(g)
+                    opt.update()
+            except FloatingPointError as e:
+                error = str(e)
+    key = id(layer.p)
+    return (layer.p.data, opt.ms[key], opt.vs[key],
+            [str(w.message) for w in caught], error)
+
+
+@pytest.fixture
+def real_adam_step(monkeypatch):
+    monkeypatch.setattr(O, '_adam_step_real', O._adam_step, raising=False)
+
+
+ADAM_CASES = {
+    'plain': ({}, lambda r, s: r.standard_normal(s)),
+    'nan-and-inf': ({}, lambda r, s: np.where(r.random(s) < 0.2, np.nan,
+                                              np.where(r.random(s) < 0.2, -np.inf,
+                                                       r.standard_normal(s)))),
+    'overflow': ({'alpha': 1e30, 'eps': 0.0}, lambda r, s: r.standard_normal(s) * 1e200),
+    'underflow': ({'eps': 1e-300}, lambda r, s: r.standard_normal(s) * 1e-170),
+}
+
+
+@pytest.mark.usefixtures('real_adam_step')
+@pytest.mark.parametrize('errstate', [None, {'all': 'raise'}], ids=['warn', 'raise'])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('case', list(ADAM_CASES))
+def test_adam_one_call_step_is_numpys_to_the_bit(monkeypatch, case, dtype, errstate):
+    """The one-call step gives NumPy's parameter, moments, warnings and
+    errors, bit for bit, NaNs included: values that raise a floating-point
+    exception or give a NaN are left to NumPy, with nothing changed first."""
+    kwargs, draw = ADAM_CASES[case]
+    r = np.random.default_rng(7)
+    shape = (10, 3)
+    data = r.standard_normal(shape)
+    grads = [draw(r, shape) for _ in range(5)]
+    ours = _adam_run(monkeypatch, True, dtype, grads, data, errstate, **kwargs)
+    ref = _adam_run(monkeypatch, False, dtype, grads, data, errstate, **kwargs)
+    for a, b in zip(ours[:3], ref[:3]):
+        assert a.dtype == b.dtype == dtype
+        assert a.tobytes() == b.tobytes()
+    assert ours[3:] == ref[3:]
+    if case in ('nan-and-inf', 'overflow'):     # these do reach NumPy's warnings
+        assert ours[3] or ours[4]
+
+
+def test_adam_one_call_step_declines_and_changes_nothing():
+    """Where the one call does not apply it returns False and writes
+    nothing: other dtypes, a read-only, strided or overlapping array, a
+    NumPy-scalar coefficient, an empty parameter."""
+    from cydezero import _core
+
+    def arrays(n=6, dtype=np.float32):
+        r = np.random.default_rng(1)
+        return [r.random(n).astype(dtype) for _ in range(4)]
+
+    def declines(d, g, m, v, c=(0.1, 0.001, 1e-8, 0.01)):
+        before = [a.copy() for a in (d, g, m, v)]
+        assert _core._adam_step(d, g, m, v, *c) is False
+        for a, b in zip((d, g, m, v), before):
+            assert a.tobytes() == b.tobytes()
+
+    d, g, m, v = arrays()
+    assert _core._adam_step(d, g, m, v, 0.1, 0.001, 1e-8, 0.01) is True   # it applies
+    declines(*arrays(dtype=np.float16))
+    d, g, m, v = arrays()
+    declines(d, g.astype(np.float64), m, v)                # gradient of another type
+    d.flags.writeable = False
+    declines(d, g, m, v)                                   # read-only parameter
+    d, g, m, v = arrays(12)
+    declines(d[::2], g[::2], m[::2], v[::2])               # strided
+    d, g, m, v = arrays()
+    declines(d, g, m, m)                                   # m and v one array
+    declines(d, d, m, v)                                   # the gradient is the parameter
+    declines(d, g, m[:3], v[:3])                           # shapes differ
+    declines(d, g, m, v, (np.float64(0.1), 0.001, 1e-8, 0.01))
+    declines(d, g, m, v, (0.1, 0.001, 0, 0.01))            # an int
+    declines(*arrays(0))

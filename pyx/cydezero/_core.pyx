@@ -44,3 +44,4 @@ include "_ops_tensor.pxi"  # reshape transpose sum sum_to broadcast_to matmul ge
 include "_sum_order.pxi"   # which order NumPy sums in, for the fast paths below
 include "_buffers.pxi"     # plain float32/float64 buffers and the result pool
 include "_ops_nn.pxi"      # linear sigmoid relu mean_squared_error, fast paths
+include "_optim.pxi"       # optimizer steps in one call (Adam)

@@ -173,6 +173,13 @@ def softmax_simple(x, axis=1):
     return y / sum(y, axis=axis, keepdims=True)
 
 
+def _softmax_array(x, axis):
+    """Softmax of an array along ``axis``: exp(x - max) / sum(exp(x - max))."""
+    y = _xp(x).exp(x - x.max(axis=axis, keepdims=True))
+    y /= y.sum(axis=axis, keepdims=True)
+    return y
+
+
 class Softmax(Function):
     """y = exp(x) / sum(exp(x), axis);  gx = y * gy - y * sum(y * gy, axis)."""
 
@@ -180,10 +187,7 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        xp = _xp(x)
-        y = xp.exp(x - x.max(axis=self.axis, keepdims=True))
-        y /= y.sum(axis=self.axis, keepdims=True)
-        return y
+        return _softmax_array(x, self.axis)
 
     def backward(self, gy):
         y = self.outputs[0]()
@@ -273,10 +277,19 @@ class SoftmaxCrossEntropy(Function):
     def backward(self, gy):
         x, t = self.inputs
         N, n_classes = x.shape
-        xp = _xp(t.data)
-        onehot = xp.eye(n_classes, dtype=x.dtype)[t.data.ravel()]
-        gx = (softmax(x) - onehot) * (gy * (1 / N))
-        return gx, None
+        gy = gy * (1 / N)
+        if Config.enable_backprop:  # create_graph: differentiable again
+            onehot = _xp(t.data).eye(n_classes, dtype=x.dtype)[t.data.ravel()]
+            return (softmax(x) - onehot) * gy, None
+        # The same numbers on arrays, with no graph: subtracting 1 at each
+        # label is subtracting the one-hot row.
+        p = _softmax_array(x.data, 1)
+        p[np.arange(N), t.data.ravel()] -= 1
+        if gy.dtype == p.dtype:
+            p *= gy.data
+        else:  # the loss of a float16 x is float32 (its mean divides by one)
+            p = p * gy.data
+        return Variable(p), None
 
 
 def softmax_cross_entropy(x, t):
