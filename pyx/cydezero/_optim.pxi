@@ -99,11 +99,13 @@ def _adam_step(data, grad, m, v, c1, c2, eps, lr):
     cdef bint nan
     feclearexcept(_FP_FLAGS)
     if t == cnp.NPY_DOUBLE:
-        nan = _adam_loop(n, <double*>_data(data), <double*>_data(grad), <double*>_data(m),
-                   <double*>_data(v), k1, k2, k_eps, k_lr, <double*>out)
+        nan = _adam_loop(n, <double*>_data(data), <double*>_data(grad),
+                         <double*>_data(m), <double*>_data(v), k1, k2, k_eps, k_lr,
+                         <double*>out)
     else:
-        nan = _adam_loop(n, <float*>_data(data), <float*>_data(grad), <float*>_data(m),
-                   <float*>_data(v), k1, k2, k_eps, k_lr, <float*>out)
+        nan = _adam_loop(n, <float*>_data(data), <float*>_data(grad),
+                         <float*>_data(m), <float*>_data(v), k1, k2, k_eps, k_lr,
+                         <float*>out)
     cdef bint clean = not (nan or fetestexcept(_FP_FLAGS))
     if clean:
         memcpy(_data(m), out, nbytes)
