@@ -71,8 +71,9 @@ def _adam_step(data, grad, m, v, c1, c2, eps, lr):
     and ``c2 = 1 - beta2``. Returns False, having changed nothing, where it
     does not apply (not four non-empty, writable, non-overlapping float32 or
     float64 arrays of one shape and type; a coefficient that is not a
-    Python float) or where the arithmetic raised a floating-point exception:
-    the caller then runs those expressions in NumPy."""
+    Python float), where the arithmetic raised a floating-point exception
+    or where a new value is a NaN: the caller then runs those expressions in
+    NumPy."""
     cdef int t = _fast_type(data)
     if t < 0 or not (_writable_like(data, t, data) and _fast_type(grad) == t
                      and cnp.PyArray_SAMESHAPE(<cnp.ndarray>grad, <cnp.ndarray>data)
