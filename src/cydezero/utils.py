@@ -211,11 +211,12 @@ def logsumexp(x, axis=1):
     m + log(sum(exp(x - m))) with m the maximum along ``axis``."""
     xp = cuda.get_array_module(x)
     m = x.max(axis=axis, keepdims=True)
-    finite = bool(xp.isfinite(m).all())
+    ok = xp.isfinite(m)
+    finite = bool(ok.all())
     if not finite:
         # A slice that is all -inf (or inf) would give nan in x - m: shift
         # such slices by 0 instead.
-        m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+        m = xp.where(ok, m, xp.zeros_like(m))
     s = xp.exp(x - m).sum(axis=axis, keepdims=True)
     if finite:  # each slice's sum is at least exp(0) = 1: no log(0)
         return m + xp.log(s)
