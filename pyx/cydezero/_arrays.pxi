@@ -345,7 +345,7 @@ cdef bint _call_loop(int which, double* args, double* r):
         strides[i] = 0
     data[nin] = <char*>r
     strides[nin] = 8
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if info.loop(info.context, data, &n, strides, info.auxdata) != 0:
         if PyErr_Occurred():
             PyErr_Clear()       # the ufunc runs it again and reports

@@ -35,6 +35,16 @@ cdef extern from "<fenv.h>":
 cdef int _FP_FLAGS = FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID
 
 
+cdef inline void _clear_fp_flags() noexcept nogil:
+    """Clear the flags before a loop whose own flags are then read. They
+    are rarely set, and reading them is much cheaper than clearing: on x86
+    feclearexcept rewrites the whole x87 environment (66 ns a call on the
+    bench host, fetestexcept 11 ns), so it runs only when one is set, as
+    NumPy's own npy_clear_floatstatus_barrier does."""
+    if fetestexcept(_FP_FLAGS):
+        feclearexcept(_FP_FLAGS)
+
+
 cdef inline object _live(PyObject* p):
     """The object behind a borrowed pointer, or None once it is dying.
 

@@ -83,7 +83,7 @@ cdef object _linear_fwd_fast(object x, object W, object b):
         return None
     y = _empty2(t, _dim(x, 0), _dim(W, 1))
     if _dim(x, 1) == 1:     # one-term products, exact in the loop, bias and all
-        feclearexcept(_FP_FLAGS)
+        _clear_fp_flags()
         if t == cnp.NPY_DOUBLE:
             _linear_fwd_loop(<double*>_data(y), x, W, b)
         else:
@@ -92,7 +92,7 @@ cdef object _linear_fwd_fast(object x, object W, object b):
         _np_dot(x, W, out=y)
         if b is None:
             return y
-        feclearexcept(_FP_FLAGS)
+        _clear_fp_flags()
         if t == cnp.NPY_DOUBLE:
             _add_bias_loop(<double*>_data(y), b, _dim(y, 0), _dim(y, 1))
         else:
@@ -125,7 +125,7 @@ cdef tuple _linear_bw_fast(Linear f, object gy):
         gx = _empty2(t, _dim(x, 0), _dim(x, 1))
     if f._needs(1):
         gW = _empty2(t, _dim(x, 1), N)
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if t == cnp.NPY_DOUBLE:
         _linear_bw_loop(<double*>_data(gy), x, W, gx, gW, gb, chunk)
     else:
@@ -209,7 +209,7 @@ cdef object _sigmoid_fwd_fast(object x):
     if t < 0:
         return None
     y = _empty_like(x)
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if t == cnp.NPY_DOUBLE:
         _sigmoid_halve_loop(<double*>_data(y), x)
     else:
@@ -217,7 +217,7 @@ cdef object _sigmoid_fwd_fast(object x):
     if fetestexcept(_FP_FLAGS):
         return None
     np.tanh(y, out=y)
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if t == cnp.NPY_DOUBLE:
         _sigmoid_halve_add_half_loop(<double*>_data(y), cnp.PyArray_SIZE(<cnp.ndarray>y))
     else:
@@ -233,7 +233,7 @@ cdef object _sigmoid_bw_fast(object gy, object y):
     if t < 0 or not _same_shape(gy, y):
         return None
     gx = _empty_like(y)
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if t == cnp.NPY_DOUBLE:
         _sigmoid_bw_loop(<double*>_data(gx), gy, y)
     else:
@@ -285,7 +285,7 @@ cdef object _relu_bw_fast(object gy, object x):
     if t < 0 or not _same_shape(gy, x):
         return None
     gx = _empty_like(x)
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if t == cnp.NPY_DOUBLE:
         _relu_bw_loop(<double*>_data(gx), gy, x)
     else:
@@ -360,7 +360,7 @@ cdef object _mse_fwd_fast(object x0, object x1):
     if t < 0:
         return None
     cdef cnp.npy_intp n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if t == cnp.NPY_DOUBLE:
         y = _scalar_array(t, _mse_fwd_loop(<double*>_data(x0), x1, n, _dim(x0, 0), chunk))
     else:
@@ -380,7 +380,7 @@ cdef tuple _mse_bw_fast(MeanSquaredError f, object gy):
     cdef cnp.npy_intp n = cnp.PyArray_SIZE(<cnp.ndarray>x0)
     gx0 = _empty_like(x0) if f._needs(0) else None
     gx1 = _empty_like(x0) if f._needs(1) else None
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if t == cnp.NPY_DOUBLE:
         _mse_bw_loop(<double*>_data(x0), x1, gy, gx0, gx1, n, _dim(x0, 0))
     else:

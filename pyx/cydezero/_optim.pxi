@@ -98,7 +98,7 @@ def _adam_step(data, grad, m, v, c1, c2, eps, lr):
     if out == NULL:
         raise MemoryError()
     cdef bint nan
-    feclearexcept(_FP_FLAGS)
+    _clear_fp_flags()
     if t == cnp.NPY_DOUBLE:
         nan = _adam_loop(n, <double*>_data(data), <double*>_data(grad),
                          <double*>_data(m), <double*>_data(v), k1, k2, k_eps, k_lr,
