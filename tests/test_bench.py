@@ -310,5 +310,39 @@ def test_ab_refuses_a_directory_without_that_build(tmp_path):
     assert proc.returncode != 0 and "no_such_workload" in proc.stderr
 
 
+
+# -- bench/bounds.py: the least an engine can reach ------------------------------
+
+BOUNDS = os.path.join(ROOT, "bench", "bounds.py")
+
+
+def test_bounds_fixed_parts_make_the_dezero_programs_updates():
+    import bounds
+    dz = W.load_dz("cydezero")
+    # rosenbrock at x0=0, x1=2: d/dx0 of 100(x1 - x0^2)^2 + (1 - x0)^2 is -2
+    x0 = np.array(0.0)
+    for _ in range(5):
+        x0 -= 0.001 * np.array(-2.0)
+    assert bounds.rosenbrock_fixed(dz, 5) == float(x0)
+    # mlp_small: each step moves W1 by lr (0.2) times its gradient (1e-3)
+    data = W.mlp_small_data(3)
+    W1 = data[2].copy()
+    for _ in range(3):
+        W1 -= 0.2 * np.full_like(W1, 1e-3)
+    assert bounds.mlp_small_fixed(dz, 3, data) == W1[0, 0]
+
+
+def test_bounds_prints_each_part_against_the_floor():
+    proc = subprocess.run([sys.executable, BOUNDS, "--reps", "1"], check=False,
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for workload in ("rosenbrock", "mlp_small"):
+        at = next(i for i, line in enumerate(lines) if line.startswith(workload + ": floor"))
+        parts = [line.split()[0] for line in lines[at + 1:at + 3]]
+        assert parts == ["cydezero", "fixed"]
+        assert all(line.endswith("x the floor") for line in lines[at + 1:at + 3])
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
