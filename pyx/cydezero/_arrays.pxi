@@ -103,13 +103,13 @@ cdef class _Lazy:
 cdef object _LAZY = _Lazy()
 
 
-cdef inline void _hold_number(Variable v, double x):
+cdef inline void _hold_number(Variable v, double x) noexcept:
     """Make the number x v's value."""
     v._v = x
     v._data = _LAZY
 
 
-cdef inline void _hold(Variable v, object data):
+cdef inline void _hold(Variable v, object data) noexcept:
     """Make data v's value: an _F64 is kept as its number."""
     if type(data) is _F64:
         _hold_number(v, (<_F64>data).v)

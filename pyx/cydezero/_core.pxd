@@ -82,8 +82,8 @@ cdef class Function:
     cdef int _arity(self)
     cdef object _inp(self, Py_ssize_t i)
     cdef void _set_inputs(self, tuple xs) except *
-    cdef void _forget_inputs(self)
-    cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1)
+    cdef void _forget_inputs(self) noexcept
+    cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1) noexcept
     cdef tuple _input_tuple(self)
     cdef object _x(self, Py_ssize_t i, bint graph)
     cdef object _xr(self, Py_ssize_t i, bint graph)

@@ -216,13 +216,13 @@ cdef class Function:
         self._more = xs[2:] if n > 2 else None
 
     @cython.final
-    cdef void _forget_inputs(self):
+    cdef void _forget_inputs(self) noexcept:
         """No inputs recorded: ``inputs`` reads None, as on a new Function."""
         self._nin = -1      # first: dropping an input may run Python code
         self._in0 = self._in1 = self._more = None
 
     @cython.final
-    cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1):
+    cdef void _set_inputs12(self, Py_ssize_t n, object x0, object x1) noexcept:
         """The inputs are x0 and x1, the first n of them (n <= 2 here; the
         rest, for _set_inputs, in _more)."""
         self._in0 = x0

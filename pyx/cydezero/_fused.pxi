@@ -225,7 +225,7 @@ cdef inline void _fuse(Variable y, int op, object x0, object x1) noexcept:
     y._op = <unsigned char>op
 
 
-cdef void _unfuse(Variable v):
+cdef void _unfuse(Variable v) noexcept:
     """v keeps no fused operation (it becomes a leaf)."""
     a, b = v._fin0, v._fin1      # released once v is consistent
     v._op = 0
