@@ -310,7 +310,6 @@ def test_ab_refuses_a_directory_without_that_build(tmp_path):
     assert proc.returncode != 0 and "no_such_workload" in proc.stderr
 
 
-
 # -- bench/bounds.py: the least an engine can reach ------------------------------
 
 BOUNDS = os.path.join(ROOT, "bench", "bounds.py")
