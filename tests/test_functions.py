@@ -420,6 +420,145 @@ def test_softmax_cross_entropy_backward_on_arrays_is_the_graph_ones(dtype, scale
     assert wa == wb
 
 
+def _sce_numpy(x, t):
+    """DeZero's forward of softmax_cross_entropy, spelled in NumPy."""
+    N = len(x)
+    m = x.max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+    return np.asarray(-(x - lse)[np.arange(N), t.ravel()].sum() / np.float32(N))
+
+
+def _sce_grad_numpy(x, t, g):
+    """Its gradient on arrays: softmax(x), 1 subtracted at each label, times g."""
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(x)), t.ravel()] -= 1
+    p *= g
+    return p
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('shape', [(1, 1), (30, 3), (7, 8), (200, 10), (3, 129), (300, 17),
+                                   (10000, 3)])
+@pytest.mark.parametrize('labels', ['int64', 'int32', 'column'])
+def test_softmax_cross_entropy_one_call_is_numpys_to_the_bit(dtype, shape, labels):
+    """The loss and its gradient on arrays computed in one call (exp and
+    log by NumPy's own loops, the sums in NumPy's order: rows of 8 and
+    more sum pairwise, of 129 split, and 200 or 300 labels' terms too)
+    are the NumPy spelling's bits, straight and through the Function."""
+    from cydezero import _core
+    N, C = shape
+    r = np.random.default_rng(N * 1000 + C)
+    x = (r.standard_normal(shape) * 4).astype(dtype)
+    t = r.integers(0, C, N)
+    t = t.reshape(N, 1) if labels == 'column' else t.astype(labels)
+    g = np.asarray(np.ones((), dtype) * (1 / N))    # what backward passes: gy * (1 / N)
+    ref, ref_g = _sce_numpy(x, t), _sce_grad_numpy(x, t, g)
+    assert ref.dtype == ref_g.dtype == dtype
+
+    loss, gx = _core._sce_loss(x, t), _core._sce_grad(x, t, g)
+    assert loss is not None and gx is not None      # a plain case: taken
+    assert loss.shape == () and loss.dtype == dtype and loss.tobytes() == ref.tobytes()
+    assert gx.shape == shape and gx.dtype == dtype and gx.tobytes() == ref_g.tobytes()
+
+    v = Variable(x.copy())
+    y = F.softmax_cross_entropy(v, t)
+    y.backward()
+    assert y.data.tobytes() == ref.tobytes()
+    assert v.grad.data.tobytes() == ref_g.tobytes()
+
+
+@pytest.mark.parametrize('shape', [(40, 10), (40, 16), (40, 17), (100, 3)])
+def test_softmax_cross_entropy_one_call_follows_the_buffer_size(shape):
+    """Under the smallest buffer NumPy allows, NumPy 2.0-2.2 sum in pieces
+    of 16: a row of up to 16 logits is one piece (a longer one is left to
+    NumPy), the labels' 100 terms are seven. Later NumPy ignore it."""
+    from cydezero import _core
+    r = np.random.default_rng(shape[1])
+    x = (r.standard_normal(shape) * 4).astype(np.float32)
+    t = r.integers(0, shape[1], shape[0])
+    g = np.asarray(np.float32(0.37))
+    old = np.setbufsize(16)
+    try:
+        want = (_sce_numpy(x, t).tobytes(), _sce_grad_numpy(x, t, g).tobytes())
+        loss, gx = _core._sce_loss(x, t), _core._sce_grad(x, t, g)
+        declined = _core._summation_order() == 'buffered' and shape[1] > 16
+        assert (loss is None, gx is None) == (declined, declined)
+        if not declined:
+            assert (loss.tobytes(), gx.tobytes()) == want
+    finally:
+        np.setbufsize(old)
+
+
+def test_softmax_cross_entropy_one_call_declines_and_numpy_reports(monkeypatch):
+    """Where the one-call path does not apply it returns None, and the
+    Function's NumPy spelling gives the answer, its error or its warning:
+    other types, layouts and labels; logits that are not finite; an exp
+    that underflows (NumPy's flag), which np.errstate may make an error."""
+    from cydezero import _core
+    r = np.random.default_rng(5)
+    x = r.standard_normal((5, 4))
+    t = np.array([0, 1, 3, 2, 0])
+    g = np.array(0.2)
+    assert _core._sce_loss(x, t) is not None and _core._sce_grad(x, t, g) is not None
+
+    def with_(i, j, v):
+        a = x.copy()
+        a[i, j] = v
+        return a
+
+    cases = {
+        'float16': (x.astype(np.float16), t),
+        'inf': (with_(2, 1, np.inf), t),
+        'nan': (with_(0, 3, np.nan), t),
+        'a -inf row': (np.where(np.arange(5)[:, None] == 3, -np.inf, x), t),
+        'Fortran order': (np.asfortranarray(x), t),
+        'a view': (np.repeat(x, 2, axis=1)[:, ::2], t),
+        'one row, 1-d': (x[0], t[:1]),
+        'a label of -1': (x, np.array([0, 1, -1, 2, 0])),
+        'a label of C': (x, np.array([0, 1, 4, 2, 0])),
+        'uint8 labels': (x, t.astype(np.uint8)),
+        'float labels': (x, t.astype(np.float64)),
+        'labels of a list': (x, list(t)),
+        'four labels': (x, t[:4]),
+        'strided labels': (x, np.repeat(t, 2)[::2]),
+        'too large': (np.zeros((1, 65537)), np.array([0])),
+        'an exp that underflows': (with_(1, 2, -800.0), t),
+    }
+    for name, (a, b) in cases.items():
+        assert _core._sce_loss(a, b) is None, name
+        assert _core._sce_grad(a, b, g) is None, name
+    for name, gy in {'float32 gy': g.astype(np.float32), '1-d gy': g.reshape(1),
+                     'a float gy': 0.2}.items():
+        assert _core._sce_grad(x, t, gy) is None, name
+
+    # The Function gives what its NumPy spelling gives (the one-call path
+    # switched off), loss, gradient, warnings and errors.
+    def run(a, b, mode):
+        with warnings.catch_warnings(record=True) as caught, np.errstate(all=mode):
+            warnings.simplefilter('always')
+            v = Variable(a.copy())
+            try:
+                loss = F.softmax_cross_entropy(v, b)
+                loss.backward()
+                got = (loss.data.tobytes(), v.grad.data.tobytes())
+            except FloatingPointError as e:
+                got = 'raised: {}'.format(e)
+        return got, [str(w.message) for w in caught]
+
+    for name in ('inf', 'nan', 'a -inf row', 'an exp that underflows', 'a label of -1',
+                 'float16', 'Fortran order'):
+        a, b = cases[name]
+        for mode in ('warn', 'raise'):
+            got = run(a, b, mode)
+            with monkeypatch.context() as m:
+                m.setattr(_core, '_sce_loss', lambda x, t: None)
+                m.setattr(_core, '_sce_grad', lambda x, t, gy: None)
+                assert got == run(a, b, mode), (name, mode)
+    with pytest.raises(IndexError):
+        F.softmax_cross_entropy(Variable(x), np.array([0, 1, 4, 2, 0]))
+
+
 def test_no_graph_under_no_grad():
     x = Variable(randn(2, 3))
     with cydezero.no_grad():

@@ -295,30 +295,36 @@ cdef int _loop_nin[U_COUNT]         # each loop's number of inputs
 cdef const char* _CALL_INFO = b"numpy_1.24_ufunc_call_info"
 
 
+cdef _ufunc_call_info* _ufunc_loop(object uf, object dt, tuple strides):
+    """NumPy's own inner loop of ufunc uf (one output) on inputs and output
+    of type dt, for these strides (one per operand, outputs last), or NULL
+    where NumPy offers none."""
+    cdef _ufunc_call_info* info
+    try:
+        ins = (dt,) * uf.nin
+        dtypes, cap = uf._resolve_dtypes_and_context(ins + (None,))
+        if dtypes != ins + (dt,) or uf.nout != 1 or not PyCapsule_IsValid(cap, _CALL_INFO):
+            return NULL
+        uf._get_strided_loop(cap, fixed_strides=strides)
+        info = <_ufunc_call_info*>PyCapsule_GetPointer(cap, _CALL_INFO)
+    except Exception:
+        return NULL
+    if info.loop == NULL or info.requires_pyapi:
+        return NULL
+    # The capsule owns the loop's context and data: held for the life of
+    # the process, as NumPy holds its ufuncs.
+    Py_INCREF(cap)
+    return info
+
+
 cdef void _find_loops():
     cdef Py_ssize_t i
-    cdef _ufunc_call_info* info
-    f8 = _f64_dtype
     for i in range(U_COUNT):
-        _loops[i] = NULL
-        try:
-            uf = _loop_ufuncs[i]
-            if not 1 <= uf.nin <= 2:     # _call_loop places at most two inputs
-                continue
-            ins = (f8,) * uf.nin
-            dtypes, cap = uf._resolve_dtypes_and_context(ins + (None,))
-            if dtypes != ins + (f8,) or uf.nout != 1 or not PyCapsule_IsValid(cap, _CALL_INFO):
-                continue
-            uf._get_strided_loop(cap, fixed_strides=(0,) * uf.nin + (8,))
-            info = <_ufunc_call_info*>PyCapsule_GetPointer(cap, _CALL_INFO)
-            _loop_nin[i] = uf.nin
-        except Exception:
-            continue
-        if info.loop != NULL and not info.requires_pyapi:
-            # The capsule owns the loop's context and data: held for the
-            # life of the process, as NumPy holds its ufuncs.
-            Py_INCREF(cap)
-            _loops[i] = info
+        uf = _loop_ufuncs[i]
+        _loop_nin[i] = uf.nin
+        # _call_loop places at most two inputs
+        _loops[i] = (_ufunc_loop(uf, _f64_dtype, (0,) * uf.nin + (8,))
+                     if 1 <= uf.nin <= 2 else NULL)
 
 
 _find_loops()

@@ -45,3 +45,4 @@ include "_sum_order.pxi"   # which order NumPy sums in, for the fast paths below
 include "_buffers.pxi"     # plain float32/float64 buffers and the result pool
 include "_ops_nn.pxi"      # linear sigmoid relu mean_squared_error, fast paths
 include "_optim.pxi"       # optimizer steps in one call (Adam)
+include "_softmax_ce.pxi"  # softmax cross entropy in one call
