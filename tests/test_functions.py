@@ -656,6 +656,27 @@ def test_parity_with_dezero(dz, name, build, arrays):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('shape', [(30, 3), (100, 10), (5, 129)])
+def test_softmax_cross_entropy_is_dezeros_to_the_bit(dz, dtype, shape):
+    """The loss (float32 and float64 logits) and the float64 gradient are
+    DeZero's to the bit. (For float32 logits DeZero's gradient is float64:
+    its one-hot rows take the labels' integer type; ours stays float32.)"""
+    dezero, DF = dz
+    N, C = shape
+    r = np.random.default_rng(C)
+    x = (r.standard_normal(shape) * 3).astype(dtype)
+    t = r.integers(0, C, N)
+    ours, theirs = Variable(x.copy()), dezero.Variable(x.copy())
+    a, b = F.softmax_cross_entropy(ours, t), DF.softmax_cross_entropy(theirs, t)
+    assert a.data.dtype == b.data.dtype == dtype
+    assert a.data.tobytes() == b.data.tobytes()
+    if dtype == np.float64:
+        a.backward()
+        b.backward()
+        assert ours.grad.data.tobytes() == theirs.grad.data.tobytes()
+
+
 def test_parity_dropout_same_seed(dz):
     dezero, DF = dz
     x = randn(5, 6).astype(np.float32)
