@@ -373,12 +373,19 @@ cdef bint _pow_f64(double v, object c, double* r) except -1:
     or float c, into r; False when that is left to NumPy. NumPy computes
     x ** 2 as a square (here v * v), and x ** -1, x ** 0.5 (and, before 2.x
     settled, x ** 0 and x ** 1) by other ufuncs; every other exponent goes
-    to np.power's own loop. A flagged result is left to NumPy too."""
+    to np.power's own loop. x ** 1 is x and x ** 0 is 1 by either route
+    (power, or positive and ones_like), exactly and with no flag, for a
+    normal or zero x (the others are left to NumPy): the second derivative
+    of x ** 2 and the third of x ** 3 ask for them. A flagged result is
+    left to NumPy too."""
     cdef double a[2]
     if c == 2:
         r[0] = v * v
         return _plain(r[0], v == 0.0)
-    if c == -1 or c == 0 or c == 0.5 or c == 1 or not _scalar_f64(c, &a[1]):
+    if c == 1 or c == 0:
+        r[0] = v if c == 1 else 1.0
+        return _plain(v, True)
+    if c == -1 or c == 0.5 or not _scalar_f64(c, &a[1]):
         return False
     a[0] = v
     return _call_loop(U_POW, a, r)
