@@ -876,6 +876,43 @@ def test_threads_differentiating_one_graph_are_never_wrong():
     np.testing.assert_allclose(grads[0], gx, rtol=1e-14)
 
 
+def test_softmax_cross_entropy_labels_rewritten_by_another_thread():
+    # The one-call loss and gradient check the labels, then index with
+    # them; another thread's NumPy call runs without the GIL and may write
+    # them in between. Each label is checked again where it is used (a
+    # build that used them unchecked crashed here within 0.2 s).
+    out = run_isolated('''
+        import threading, time
+        import numpy as np
+        from cydezero import _core
+        from cydezero.functions import softmax_cross_entropy
+        N, C = 16000, 4
+        x = np.random.default_rng(0).standard_normal((N, C))
+        good = np.random.default_rng(1).integers(0, C, N)
+        bad = np.full(N, 1 << 40, dtype=np.int64)
+        t = good.copy()
+        stop = False
+        def writer():
+            while not stop:
+                np.copyto(t, bad)
+                np.copyto(t, good)
+        th = threading.Thread(target=writer)
+        th.start()
+        want = float(softmax_cross_entropy(x, good).data)
+        end, results = time.time() + 1.5, set()
+        while time.time() < end:
+            loss = _core._sce_loss(x, t)
+            results.add('declined' if loss is None else loss.item() == want)
+            _core._sce_grad(x, t, np.array(0.5))
+        stop = True
+        th.join()
+        print(sorted(results, key=str))
+    ''')
+    # Taken or declined, never a crash; a taken loss may mix the two label
+    # sets (that is the program's race), so only its completion is checked.
+    assert out.strip().startswith('[')
+
+
 def test_backward_inside_a_hook_on_another_graph_works():
     x = Variable(np.array(3.0))
     other = Variable(np.array(2.0))

@@ -137,7 +137,7 @@ cdef bint _sce_loss_loop(const _kernels.real* x, const char* t, Py_ssize_t item,
     cdef _kernels.real* s = m + N
     cdef _kernels.real* d = s + N
     cdef _kernels.real* e = d + N * C
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, lab
     if not _sce_exp_rows(x, N, C, m, d, e, _sce_exp[k]):
         return False
     for i in range(N):
@@ -145,7 +145,10 @@ cdef bint _sce_loss_loop(const _kernels.real* x, const char* t, Py_ssize_t item,
     if not _run_loop(_sce_log[k], s, d, N, sizeof(_kernels.real)):     # d[:N] = log(s)
         return False
     for i in range(N):
-        d[i] = x[i * C + _label(t, item, i)] - (m[i] + d[i])
+        lab = _label(t, item, i)
+        if lab < 0 or lab >= C:     # see _sce_grad_loop
+            return False
+        d[i] = x[i * C + lab] - (m[i] + d[i])
     loss[0] = -_kernels.numpy_sum(d, N, chunk) / <_kernels.real>N
     return True
 
@@ -161,7 +164,7 @@ cdef bint _sce_grad_loop(const _kernels.real* x, const char* t, Py_ssize_t item,
     cdef _kernels.real* m = work
     cdef _kernels.real* d = m + N
     cdef _kernels.real s
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, lab
     if not _sce_exp_rows(x, N, C, m, d, p, _sce_exp[k]):
         return False
     for i in range(N):
@@ -169,7 +172,13 @@ cdef bint _sce_grad_loop(const _kernels.real* x, const char* t, Py_ssize_t item,
         for j in range(C):
             p[i * C + j] = p[i * C + j] / s
     for i in range(N):
-        p[i * C + _label(t, item, i)] -= 1
+        # Checked again where it is used: _sce_fits checked the labels, but
+        # another thread's NumPy call (which runs without the GIL) may have
+        # written to them since.
+        lab = _label(t, item, i)
+        if lab < 0 or lab >= C:
+            return False
+        p[i * C + lab] -= 1
     for i in range(N * C):
         p[i] = p[i] * g
     return True
