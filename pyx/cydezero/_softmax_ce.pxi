@@ -43,10 +43,6 @@ cdef void _find_sce_loops():
 _find_sce_loops()
 
 
-cdef inline int _sce_kind(int t) noexcept:
-    return 1 if t == cnp.NPY_DOUBLE else 0
-
-
 cdef bint _run_loop(_ufunc_call_info* info, void* x, void* y, cnp.npy_intp n,
                     cnp.npy_intp item) noexcept:
     """y[:n] = the loop on x[:n], both contiguous and apart; False if the
@@ -81,7 +77,7 @@ cdef int _sce_fits(object x, object t, Py_ssize_t chunk):
     cdef Py_ssize_t N = _dim(x, 0), C = _dim(x, 1), i, lab
     if N < 1 or C < 1 or N * C > _SCE_MAX_SIZE or C > chunk:
         return -1
-    cdef int k = _sce_kind(ty)
+    cdef int k = 1 if ty == cnp.NPY_DOUBLE else 0
     if _sce_exp[k] == NULL or _sce_log[k] == NULL:
         return -1
     if type(t) is not ndarray:
@@ -227,10 +223,10 @@ def _sce_grad(x, t, gy):
     cdef Py_ssize_t N = _dim(x, 0), C = _dim(x, 1)
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(<cnp.ndarray>t)
     cdef const char* tp = <const char*>cnp.PyArray_DATA(<cnp.ndarray>t)
+    p = _empty_like(x)      # first: it may raise, and work would leak
     cdef void* work = PyMem_Malloc((N * C + N) * cnp.PyArray_ITEMSIZE(<cnp.ndarray>x))
     if work == NULL:
         raise MemoryError()
-    p = _empty_like(x)
     cdef bint ok
     _clear_fp_flags()
     if ty == cnp.NPY_DOUBLE:
