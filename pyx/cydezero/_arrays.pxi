@@ -335,12 +335,23 @@ def _ufunc_loops():
     return tuple([_loop_ufuncs[i].__name__ for i in range(U_COUNT) if _loops[i] != NULL])
 
 
+cdef bint _invoke_loop(_ufunc_call_info* info, char** data, cnp.npy_intp n,
+                       cnp.npy_intp* strides) noexcept:
+    """Run loop info on n elements; False if it failed (an error it set is
+    cleared: the caller then asks the ufunc, which runs it again and
+    reports)."""
+    if info.loop(info.context, data, &n, strides, info.auxdata) != 0:
+        if PyErr_Occurred():
+            PyErr_Clear()
+        return False
+    return True
+
+
 cdef bint _call_loop(int which, double* args, double* r):
     """Loop `which` on one element: args (nin of them) in, r out; False when
     there is no loop, it failed or it raised a flag (the caller then asks
     the ufunc)."""
     cdef char* data[3]
-    cdef cnp.npy_intp n = 1
     cdef cnp.npy_intp strides[3]
     cdef int i, nin = _loop_nin[which]
     cdef _ufunc_call_info* info = _loops[which]
@@ -352,11 +363,7 @@ cdef bint _call_loop(int which, double* args, double* r):
     data[nin] = <char*>r
     strides[nin] = 8
     _clear_fp_flags()
-    if info.loop(info.context, data, &n, strides, info.auxdata) != 0:
-        if PyErr_Occurred():
-            PyErr_Clear()       # the ufunc runs it again and reports
-        return False
-    return not fetestexcept(_FP_FLAGS)
+    return _invoke_loop(info, data, 1, strides) and not fetestexcept(_FP_FLAGS)
 
 
 cdef object _umath(int which, object x):

@@ -194,18 +194,12 @@ cdef class Pow(_Builtin):
 cdef object _pow_gx(object gy, object x, object c, bint graph):
     # x: the input as _raw gives it; c: the exponent
     cdef double v, g, e, p, r
-    cdef bint ok
     if not graph:
         if (_numbers(gy, x, graph, &g, &v) and (type(c) is int or type(c) is float)
                 and _scalar_f64(c, &e)):
             # DeZero's c * x ** (c - 1) * gy in C, step by step as NumPy
             # does it; anything flagged is NumPy's to compute and report
-            if c == 2:
-                p = v       # x ** 1 is x
-                ok = True
-            else:
-                ok = _pow_f64(v, c - 1, &p)
-            if ok:
+            if _pow_f64(v, c - 1, &p):
                 r = e * p
                 if _plain(r, e == 0.0 or p == 0.0) and _plain(r * g, r == 0.0 or g == 0.0):
                     return _f64(r * g)

@@ -43,8 +43,8 @@ cdef void _find_sce_loops():
 _find_sce_loops()
 
 
-cdef bint _run_loop(_ufunc_call_info* info, void* x, void* y, cnp.npy_intp n,
-                    cnp.npy_intp item) noexcept:
+cdef inline bint _run_loop(_ufunc_call_info* info, void* x, void* y, cnp.npy_intp n,
+                           cnp.npy_intp item) noexcept:
     """y[:n] = the loop on x[:n], both contiguous and apart; False if the
     loop failed."""
     cdef char* data[2]
@@ -52,11 +52,7 @@ cdef bint _run_loop(_ufunc_call_info* info, void* x, void* y, cnp.npy_intp n,
     data[0] = <char*>x
     data[1] = <char*>y
     strides[0] = strides[1] = item
-    if info.loop(info.context, data, &n, strides, info.auxdata) != 0:
-        if PyErr_Occurred():
-            PyErr_Clear()       # the NumPy spelling runs it again and reports
-        return False
-    return True
+    return _invoke_loop(info, data, n, strides)
 
 
 cdef inline Py_ssize_t _label(const char* t, Py_ssize_t item, Py_ssize_t i) noexcept:
@@ -69,12 +65,12 @@ cdef int _sce_fits(object x, object t, Py_ssize_t chunk):
     """x's fast type when the C path applies: x a plain float32 or float64
     N x C matrix, N, C >= 1, N C <= _SCE_MAX_SIZE, each row one piece of
     NumPy's sums (C <= chunk), NumPy's loops found; t a plain array of N
-    int32 or int64 labels, each in [0, C) (a negative one, which NumPy's
-    indexing takes from the end, is left to NumPy); else -1."""
+    int32 or int64 labels; else -1. The labels' values are checked where
+    they are used (see _sce_grad_loop)."""
     cdef int ty = _fast_type(x)
     if ty < 0 or chunk <= 0 or _ndim(x) != 2:
         return -1
-    cdef Py_ssize_t N = _dim(x, 0), C = _dim(x, 1), i, lab
+    cdef Py_ssize_t N = _dim(x, 0), C = _dim(x, 1)
     if N < 1 or C < 1 or N * C > _SCE_MAX_SIZE or C > chunk:
         return -1
     cdef int k = 1 if ty == cnp.NPY_DOUBLE else 0
@@ -88,11 +84,6 @@ cdef int _sce_fits(object x, object t, Py_ssize_t chunk):
             and (item == 4 or item == 8) and cnp.PyArray_ISCARRAY_RO(ta)
             and cnp.PyArray_ISNOTSWAPPED(ta) and cnp.PyArray_SIZE(ta) == N):
         return -1
-    cdef const char* tp = <const char*>cnp.PyArray_DATA(ta)
-    for i in range(N):
-        lab = _label(tp, item, i)
-        if lab < 0 or lab >= C:
-            return -1
     return ty
 
 
@@ -142,7 +133,7 @@ cdef bint _sce_loss_loop(const _kernels.real* x, const char* t, Py_ssize_t item,
         return False
     for i in range(N):
         lab = _label(t, item, i)
-        if lab < 0 or lab >= C:     # see _sce_grad_loop
+        if lab < 0 or lab >= C:     # left to NumPy: see _sce_grad_loop
             return False
         d[i] = x[i * C + lab] - (m[i] + d[i])
     loss[0] = -_kernels.numpy_sum(d, N, chunk) / <_kernels.real>N
@@ -168,9 +159,10 @@ cdef bint _sce_grad_loop(const _kernels.real* x, const char* t, Py_ssize_t item,
         for j in range(C):
             p[i * C + j] = p[i * C + j] / s
     for i in range(N):
-        # Checked again where it is used: _sce_fits checked the labels, but
-        # another thread's NumPy call (which runs without the GIL) may have
-        # written to them since.
+        # A label is checked where it is used, and read once: another
+        # thread's NumPy call (which runs without the GIL) may write to the
+        # labels at any time. One out of [0, C) is left to NumPy, which
+        # takes a negative one from the end and rejects the others.
         lab = _label(t, item, i)
         if lab < 0 or lab >= C:
             return False
